@@ -1,0 +1,17 @@
+"""npvae: a variational autoencoder in plain NumPy, with every gradient written out by hand.
+
+    model = npvae.VAE(784)                      # 784-400-20, Bernoulli decoder, float32
+    opt = npvae.Adam(model.params, lr=1e-3)
+    loss, grads, stats = model.loss_and_grads(x_batch)
+    opt.step(grads)
+"""
+
+from . import gradcheck
+from .errors import CheckpointError, DataError, NpvaeError
+from .optim import SGD, Adam
+from .vae import VAE, VAEConfig
+
+__version__ = "0.1.0"
+
+__all__ = ["VAE", "VAEConfig", "Adam", "SGD", "gradcheck", "NpvaeError", "DataError",
+           "CheckpointError", "__version__"]

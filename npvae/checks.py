@@ -1,0 +1,54 @@
+"""Validation of what users pass to the public API: clear errors that name the fix.
+
+Rules, documented once here:
+- data must be a 2-D floating array (B, D); float data of another precision is cast to the
+  model's dtype (so float64 data trains a float32 model in float32). Integer, boolean and uint8
+  arrays are refused, because their scale is ambiguous (0..255 pixels or 0/1 bits): convert them
+  with ``npvae.data.to_float`` or ``x.astype(np.float32) / 255``.
+- values must be finite, and within [0, 1] for a Bernoulli likelihood.
+"""
+
+import numpy as np
+
+
+def as_batch(x, input_dim, dtype, name="x", unit_interval=False):
+    """Return x as a (B, input_dim) array of ``dtype``, or raise a ValueError/TypeError."""
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.floating)):
+        raise TypeError(
+            f"{name} has dtype {x.dtype}; npvae needs floating-point data. Convert it first, "
+            f"e.g. {name}.astype(np.float32) / 255 for uint8 pixels (npvae.data.to_float does this)."
+        )
+    if x.ndim != 2 or x.shape[1] != input_dim:
+        raise ValueError(
+            f"{name} has shape {x.shape}; expected (B, D) = (batch, {input_dim}). "
+            f"Flatten images first, e.g. {name}.reshape(len({name}), -1)."
+        )
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {x.shape}); pass at least one example.")
+    x = x.astype(dtype, copy=False)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values; clean or drop those examples.")
+    if unit_interval and (x.min() < 0 or x.max() > 1):
+        raise ValueError(
+            f"{name} has values in [{x.min():g}, {x.max():g}], but a Bernoulli likelihood needs "
+            f"targets in [0, 1]. Scale the data (e.g. divide pixels by 255) or use "
+            f"likelihood='gaussian'."
+        )
+    return x
+
+
+def as_eps(eps, batch_size, latent_dim, dtype):
+    """Return eps as a (B, Z) or (L, B, Z) array of ``dtype``, or raise a ValueError."""
+    eps = np.asarray(eps)
+    if eps.ndim not in (2, 3) or eps.shape[-2:] != (batch_size, latent_dim):
+        raise ValueError(
+            f"eps has shape {eps.shape}; expected (B, Z) = ({batch_size}, {latent_dim}) or "
+            f"(L, B, Z) = (L, {batch_size}, {latent_dim}) for L samples per example."
+        )
+    if eps.ndim == 3 and eps.shape[0] == 0:
+        raise ValueError("eps has L = 0 samples; pass at least one sample per example.")
+    eps = eps.astype(dtype, copy=False)
+    if not np.isfinite(eps).all():
+        raise ValueError("eps contains NaN or infinite values; draw it from a standard normal.")
+    return eps

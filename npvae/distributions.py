@@ -1,0 +1,139 @@
+"""The terminal nodes of the ELBO: likelihoods, the KL, a log-density and the sampler.
+
+Each loss-like function returns its per-example value, summed over the last axis (the data or
+latent dimension), together with the gradient *of that sum* with respect to each input. The
+leading axes, (B,) or (L, B), are carried through, and the model divides by B (and L) where it
+averages. All values are in nats.
+"""
+
+import math
+
+import numpy as np
+
+LOG_2PI = math.log(2 * math.pi)  # a Python float, so float32 arrays stay float32
+
+
+def bernoulli_nll(logits, x):
+    """-log Bernoulli(x | σ(logits)), summed over D, and its gradient.
+
+    nll = Σ_D softplus(logits) - x·logits
+        = Σ_D max(logits, 0) - x·logits + log1p(e^{-|logits|}),
+    finite and exact for any logits (no σ is clipped or logged). The gradient is the fused
+    sigmoid-and-cross-entropy one: dlogits = σ(logits) - x. Both share e = exp(-|logits|).
+
+    logits : (..., D) array, x : (..., D) array with values in [0, 1]
+    ->  nll : (...,) array,  dlogits : (..., D) array.
+    """
+    e = np.exp(-np.abs(logits))  # (..., D), in (0, 1]
+    nll = (np.maximum(logits, 0) - x * logits + np.log1p(e)).sum(axis=-1)
+    probs = np.where(logits >= 0, 1, e) / (1 + e)  # σ(logits), as in layers.sigmoid
+    return nll, probs - x
+
+
+def gaussian_nll(mean, x, sigma):
+    """-log N(x | mean, sigma² I), summed over D, and its gradient.
+
+    nll = Σ_D (x - mean)² / (2σ²) + D/2 · log(2πσ²)   (a true NLL in nats),
+    dmean = (mean - x) / σ².
+
+    mean, x : (..., D) arrays, sigma : positive float  ->  nll : (...,),  dmean : (..., D).
+    """
+    sigma = float(sigma)  # a numpy float64 scalar would promote float32 arrays
+    D = x.shape[-1]
+    diff = mean - x  # (..., D)
+    nll = (diff * diff).sum(axis=-1) / (2 * sigma**2) + D / 2 * (LOG_2PI + 2 * math.log(sigma))
+    return nll, diff / sigma**2
+
+
+def gaussian_nll_learned(mean, logvar, x):
+    """-log N(x | mean, diag exp(logvar)), summed over D, and its gradients.
+
+    nll     = ½ Σ_D [log 2π + logvar + (x - mean)² e^{-logvar}],
+    dmean   = (mean - x) e^{-logvar},
+    dlogvar = ½ [1 - (x - mean)² e^{-logvar}].
+
+    mean, logvar, x : (..., D) arrays  ->  nll : (...,),  dmean, dlogvar : (..., D).
+    """
+    inv_var = np.exp(-logvar)  # (..., D)
+    diff = mean - x  # (..., D)
+    sq = diff * diff * inv_var  # (..., D): squared standardised residual
+    nll = 0.5 * (LOG_2PI + logvar + sq).sum(axis=-1)
+    return nll, diff * inv_var, 0.5 * (1 - sq)
+
+
+def kl_standard_normal(mu, logvar):
+    """KL(N(mu, diag e^{logvar}) ‖ N(0, I)) in closed form, summed over Z, and its gradients.
+
+    kl      = ½ Σ_Z [mu² + e^{logvar} - logvar - 1]   (Kingma & Welling 2014, appendix B),
+    dmu     = mu,
+    dlogvar = ½ (e^{logvar} - 1).
+    e^{logvar} - 1 is computed as expm1(logvar), exact near the prior, where the KL is ~0.
+
+    mu, logvar : (..., Z) arrays  ->  kl : (...,),  dmu, dlogvar : (..., Z).
+    """
+    expm1 = np.expm1(logvar)  # (..., Z)
+    kl = 0.5 * (mu * mu + expm1 - logvar).sum(axis=-1)
+    return kl, mu, 0.5 * expm1
+
+
+def kl_per_dimension(mu, logvar):
+    """½ [mu² + e^{logvar} - logvar - 1] for each latent dimension, unsummed: (..., Z)."""
+    return 0.5 * (mu * mu + np.expm1(logvar) - logvar)
+
+
+def gaussian_log_density(z, mu, logvar):
+    """log N(z | mu, diag e^{logvar}), summed over Z, and its gradients.
+
+    logp    = -½ Σ_Z [log 2π + logvar + (z - mu)² e^{-logvar}],
+    dz      = -(z - mu) e^{-logvar},
+    dmu     = +(z - mu) e^{-logvar},
+    dlogvar = -½ [1 - (z - mu)² e^{-logvar}].
+
+    z, mu, logvar : (..., Z) arrays (broadcastable)  ->  logp : (...,),  dz, dmu, dlogvar.
+    """
+    inv_var = np.exp(-logvar)
+    diff = z - mu  # (..., Z)
+    sq = diff * diff * inv_var
+    logp = -0.5 * (LOG_2PI + logvar + sq).sum(axis=-1)
+    dz = -diff * inv_var
+    return logp, dz, -dz, -0.5 * (1 - sq)
+
+
+def standard_normal_log_density(z):
+    """log N(z | 0, I), summed over Z, and its gradient: logp = -½ Σ_Z [log 2π + z²], dz = -z.
+
+    z : (..., Z) array  ->  logp : (...,),  dz : (..., Z).
+    """
+    return -0.5 * (LOG_2PI + z * z).sum(axis=-1), -z
+
+
+def reparameterize_forward(mu, logvar, eps):
+    """z = mu + σ · eps with σ = exp(logvar / 2), the reparameterization trick.
+
+    The randomness is the input eps ~ N(0, I), so z is a deterministic, differentiable function
+    of (mu, logvar) and the forward can be gradient-checked with eps held fixed.
+
+    mu, logvar : (B, Z) arrays, eps : (B, Z) or (L, B, Z) array  ->  z : eps's shape.
+    """
+    sigma = np.exp(0.5 * logvar)  # (B, Z), the standard deviation (not the variance)
+    z = mu + sigma * eps  # (L, B, Z) or (B, Z)
+    return z, (sigma, eps)
+
+
+def reparameterize_backward(dz, cache):
+    """Backward of z = mu + exp(logvar / 2) · eps.
+
+    dmu     = Σ_L dz,
+    dlogvar = Σ_L dz · eps · σ / 2          (∂σ/∂logvar = σ / 2),
+    where Σ_L sums over the sample axis when eps is (L, B, Z): every sample adds its gradient.
+
+    dz : eps's shape  ->  dmu, dlogvar : (B, Z).
+    """
+    sigma, eps = cache
+    dlogvar = dz * eps  # (L, B, Z) or (B, Z)
+    if dz.ndim == 3:
+        dmu, dlogvar = dz.sum(axis=0), dlogvar.sum(axis=0)  # (B, Z)
+    else:
+        dmu = dz.copy()  # a new array: the caller adds the KL's gradient to it
+    dlogvar *= 0.5 * sigma
+    return dmu, dlogvar

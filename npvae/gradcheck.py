@@ -1,0 +1,227 @@
+"""Finite-difference gradient checks, for readers and for the test suite.
+
+    numeric_grad(f, x)   centred differences  ∂f/∂x_i ≈ [f(x + h e_i) - f(x - h e_i)] / 2h
+    rel_error(a, n)      ‖a - n‖ / (‖a‖ + ‖n‖)
+
+``primitive_checks`` and ``model_checks`` compare every hand-written gradient in npvae with its
+numeric twin, in float64; ``report`` prints them as the table of ``npvae gradcheck``.
+
+Why a norm-wise relative error: an entry whose true gradient is 0 comes out of centred
+differences as ±1e-11 or so (rounding in f), so an entry-wise ratio can be 1 for a correct
+gradient. Over the whole array, rounding and truncation give ~1e-10, while any real mistake
+(a missing factor ½, a wrong sign, a dropped path) gives ≥ 1e-3.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from . import distributions as dist
+from . import layers
+
+PRIMITIVE_TOL = 1e-7
+MODEL_TOL = 1e-6
+
+
+def numeric_grad(f, x, h=1e-6):
+    """Centred finite differences of the scalar f() with respect to the array x.
+
+    x is perturbed in place, one entry at a time, and restored; f takes no arguments and reads
+    x (for a model: a parameter array that the loss reads). Returns an array shaped like x.
+    """
+    grad = np.zeros(x.shape, dtype=np.float64)
+    flat_x, flat_g = x.reshape(-1), grad.reshape(-1)  # views
+    for i in range(flat_x.size):
+        old = flat_x[i]
+        flat_x[i] = old + h
+        f_plus = f()
+        flat_x[i] = old - h
+        f_minus = f()
+        flat_x[i] = old
+        flat_g[i] = (f_plus - f_minus) / (2 * h)
+    return grad
+
+
+def rel_error(analytic, numeric):
+    """‖a - n‖₂ / (‖a‖₂ + ‖n‖₂): 0 for equal arrays, 1 for opposite ones (0 if both are 0)."""
+    analytic, numeric = np.asarray(analytic, np.float64), np.asarray(numeric, np.float64)
+    denom = np.linalg.norm(analytic) + np.linalg.norm(numeric)
+    return float(np.linalg.norm(analytic - numeric) / denom) if denom > 0 else 0.0
+
+
+@dataclasses.dataclass
+class Check:
+    """One row of the report: a gradient, its analytic and numeric values, their agreement."""
+
+    name: str
+    analytic: np.ndarray
+    numeric: np.ndarray
+    tol: float
+
+    @property
+    def error(self):
+        return rel_error(self.analytic, self.numeric)
+
+    @property
+    def ok(self):
+        return self.error < self.tol
+
+
+def check_function(name, f_and_grads, inputs, tol=PRIMITIVE_TOL, h=1e-6):
+    """Check every gradient of a function against finite differences.
+
+    f_and_grads(*inputs) -> (value, grads): value a scalar, grads a tuple of ∂value/∂input,
+    one per input (None for an input not checked). Returns a list of Check.
+    """
+    _, grads = f_and_grads(*inputs)
+    checks = []
+    for i, (x, g) in enumerate(zip(inputs, grads)):
+        if g is not None:
+            numeric = numeric_grad(lambda: f_and_grads(*inputs)[0], x, h)
+            checks.append(Check(f"{name} d{_ARG_NAMES.get(name, ('x',))[i]}", g, numeric, tol))
+    return checks
+
+
+# The names of each primitive's checked inputs, for the report.
+_ARG_NAMES = {
+    "dense": ("x", "W", "b"),
+    "bernoulli_nll": ("logits", "x"),
+    "gaussian_nll": ("mean", "x"),
+    "gaussian_nll_learned": ("mean", "logvar", "x"),
+    "kl_standard_normal": ("mu", "logvar"),
+    "gaussian_log_density": ("z", "mu", "logvar"),
+    "standard_normal_log_density": ("z",),
+    "reparameterize": ("mu", "logvar", "eps"),
+}
+
+
+def _projected(forward, backward, G):
+    """Turn a forward/backward pair into (value, grads) of the scalar Σ forward(...) · G."""
+    def f_and_grads(*inputs):
+        out, cache = forward(*inputs)
+        grads = backward(G, cache)
+        return float((out * G).sum()), grads if isinstance(grads, tuple) else (grads,)
+    return f_and_grads
+
+
+def _weighted(fn, w):
+    """Turn a terminal node fn(*inputs) -> (values, *grads) into the scalar Σ_B w · values.
+
+    fn returns per-example values (B,) and the gradients of their sum with respect to its first
+    inputs; the inputs after those (the targets x) are not checked.
+    """
+    def f_and_grads(*inputs):
+        value, *grads = fn(*inputs)
+        return float((value * w).sum()), tuple(g * w[..., None] for g in grads)
+    return f_and_grads
+
+
+def primitive_checks(seed=0):
+    """Check every layer, activation and distribution primitive in float64."""
+    rng = np.random.default_rng(seed)
+    B, D, H = 4, 5, 3
+    normal = rng.standard_normal
+    checks = []
+
+    x, W, b = normal((B, D)), normal((D, H)), normal(H)
+    checks += check_function("dense", _projected(layers.dense_forward, layers.dense_backward,
+                                                 normal((B, H))), [x, W, b])
+    for name, (forward, backward) in layers.ACTIVATIONS.items():
+        x = normal((B, H))
+        x += np.sign(x) * 0.1  # keep relu's and leaky_relu's kink 0.1 away from every input
+        checks += check_function(name, _projected(forward, backward, normal((B, H))), [x])
+    x = rng.uniform(-3, 3, (B, H))
+    x[np.abs(np.abs(x) - 2) < 0.1] = 0.0  # keep inputs away from the clamp's bounds ±2
+    checks += check_function(
+        "clamp", _projected(lambda v: layers.clamp_forward(v, -2.0, 2.0), layers.clamp_backward,
+                            normal((B, H))), [x])
+
+    w = rng.uniform(0.5, 1.5, B)  # per-example weights, so each example's value is checked
+    x01 = rng.uniform(0, 1, (B, D))
+    checks += check_function("bernoulli_nll", _weighted(dist.bernoulli_nll, w),
+                             [3 * normal((B, D)), x01])
+    checks += check_function(
+        "gaussian_nll", _weighted(lambda m, t: dist.gaussian_nll(m, t, 0.7), w),
+        [normal((B, D)), normal((B, D))])
+    checks += check_function("gaussian_nll_learned", _weighted(dist.gaussian_nll_learned, w),
+                             [normal((B, D)), normal((B, D)), normal((B, D))])
+    checks += check_function("kl_standard_normal", _weighted(dist.kl_standard_normal, w),
+                             [normal((B, H)), normal((B, H))])
+    checks += check_function("gaussian_log_density", _weighted(dist.gaussian_log_density, w),
+                             [normal((B, H)), normal((B, H)), normal((B, H))])
+    checks += check_function("standard_normal_log_density",
+                             _weighted(dist.standard_normal_log_density, w), [normal((B, H))])
+    L = 3
+    checks += check_function(
+        "reparameterize",
+        _projected(dist.reparameterize_forward, dist.reparameterize_backward, normal((L, B, H))),
+        [normal((B, H)), normal((B, H)), normal((L, B, H))])
+    return checks
+
+
+# Small VAEs whose every parameter the report checks: (label, VAE kwargs, loss kwargs, L).
+MODEL_CASES = [
+    ("bernoulli, relu, 1 hidden, L=1", dict(likelihood="bernoulli", activation="relu"), {}, 1),
+    ("gaussian, tanh, 1 hidden, L=3, beta=0.5", dict(likelihood="gaussian", activation="tanh",
+                                                    sigma=0.6), dict(beta=0.5), 3),
+    ("gaussian-learned, tanh, 2 hidden, L=2", dict(likelihood="gaussian-learned",
+                                                  activation="tanh", hidden_dims=(7, 5)), {}, 2),
+    ("bernoulli, linear (no hidden), L=2", dict(likelihood="bernoulli", hidden_dims=()), {}, 2),
+    ("bernoulli, iwae K=4", dict(likelihood="bernoulli", activation="tanh"),
+     dict(objective="iwae"), 4),
+    ("gaussian, free bits 0.3", dict(likelihood="gaussian", activation="softplus"),
+     dict(free_bits=0.3), 1),
+]
+
+
+def model_checks(model, x, eps, **loss_kwargs):
+    """Check ∂loss/∂param for every parameter of a float64 model, with eps held fixed."""
+    _, grads, _ = model.loss_and_grads(x, eps, **loss_kwargs)
+    loss = lambda: model.loss_and_grads(x, eps, **loss_kwargs)[0]  # noqa: E731
+    return [Check(name, grads[name], numeric_grad(loss, p), MODEL_TOL)
+            for name, p in model.params.items()]
+
+
+def small_model_case(vae_kwargs, L, seed=0, B=4, D=6, Z=3):
+    """A float64 VAE with data and eps fixed, sized for finite differences."""
+    from .vae import VAE
+
+    rng = np.random.default_rng(seed)
+    kwargs = {"hidden_dims": (5,), "latent_dim": Z, "dtype": np.float64, "seed": seed,
+              **vae_kwargs}
+    model = VAE(D, **kwargs)
+    if model.config.likelihood == "bernoulli":
+        x = (rng.uniform(size=(B, D)) < 0.5).astype(np.float64)
+    else:
+        x = rng.standard_normal((B, D))
+    eps = rng.standard_normal((L, B, Z) if L > 1 else (B, Z))
+    return model, x, eps
+
+
+def all_checks(seed=0):
+    """(section title, checks) for the primitives and every small model case."""
+    sections = [("primitives", primitive_checks(seed))]
+    for label, vae_kwargs, loss_kwargs, L in MODEL_CASES:
+        model, x, eps = small_model_case(vae_kwargs, L, seed)
+        sections.append((f"VAE: {label}", model_checks(model, x, eps, **loss_kwargs)))
+    return sections
+
+
+def report(sections):
+    """The table: one row per gradient, with its largest analytic entry, the numeric value
+    of the same entry, and the relative error over the whole array."""
+    lines = []
+    header = f"{'gradient':<34}{'analytic':>15}{'numeric':>15}{'rel. error':>12}{'tol':>8}  "
+    for title, checks in sections:
+        lines += ["", title, header, "-" * len(header)]
+        for c in checks:
+            i = np.unravel_index(np.argmax(np.abs(c.analytic)), np.shape(c.analytic))
+            a, n = np.asarray(c.analytic)[i], np.asarray(c.numeric)[i]
+            lines.append(f"{c.name:<34}{a:>15.8g}{n:>15.8g}{c.error:>12.2e}{c.tol:>8.0e}  "
+                         f"{'ok' if c.ok else 'FAIL'}")
+    checks = [c for _, cs in sections for c in cs]
+    worst = max(checks, key=lambda c: c.error / c.tol)
+    failed = sum(not c.ok for c in checks)
+    lines += ["", f"{len(checks)} gradients checked, {failed} failed; worst relative error "
+                  f"{worst.error:.2e} ({worst.name})."]
+    return "\n".join(lines)

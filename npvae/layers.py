@@ -1,0 +1,172 @@
+"""Dense layer, activations and a clamp, each a forward/backward pair.
+
+Every ``*_forward`` returns ``(out, cache)``; every ``*_backward(dout, cache)`` returns the
+gradients of the loss with respect to the forward's inputs, in the same order. ``dX`` is always
+∂L/∂X and has the shape of X. Shapes: B (batch), D (in), H (out).
+"""
+
+import math
+
+import numpy as np
+
+
+# ----------------------------------------------------------------------------- dense layer
+
+def dense_forward(x, W, b):
+    """y = x W + b.
+
+    x : (B, D) array, W : (D, H) array, b : (H,) array  ->  y : (B, H) array.
+    """
+    y = x @ W  # (B, H)
+    y += b
+    return y, (x, W)
+
+
+def dense_backward(dy, cache, need_dx=True):
+    """Backward of y = x W + b.
+
+    dy : (B, H) array  ->  dx = dy Wᵀ : (B, D),  dW = xᵀ dy : (D, H),  db = Σ_B dy : (H,).
+    With ``need_dx=False`` (the first layer, whose input is the data) dx is None, which saves
+    the largest matrix product of the backward.
+    """
+    x, W = cache
+    dx = dy @ W.T if need_dx else None  # (B, D)
+    dW = x.T @ dy  # (D, H)
+    db = dy.sum(axis=0)  # (H,)
+    return dx, dW, db
+
+
+def dense_init(fan_in, fan_out, activation, rng, dtype=np.float32):
+    """Draw (W, b) for a dense layer followed by ``activation``.
+
+    W ~ N(0, gain² / fan_in) and b = 0, the variance-preserving ("LeCun") scaling with the gain
+    that keeps a unit's second moment constant through the activation: √2 for relu (He et al.
+    2015), √(2 / (1 + 0.01²)) for leaky_relu, 5/3 for tanh and 1 otherwise (PyTorch's
+    ``calculate_gain`` values).
+    """
+    std = INIT_GAIN[activation] / math.sqrt(fan_in)
+    W = (rng.standard_normal((fan_in, fan_out)) * std).astype(dtype)
+    b = np.zeros(fan_out, dtype=dtype)
+    return W, b
+
+
+# ----------------------------------------------------------------------------- activations
+# The cache keeps what the derivative needs and nothing more; most keep the output, whose
+# derivative they can be written in (σ' = σ(1 - σ), tanh' = 1 - tanh²).
+
+def identity_forward(x):
+    """y = x."""
+    return x, None
+
+
+def identity_backward(dy, cache):
+    """dx = dy."""
+    return dy
+
+
+def relu_forward(x):
+    """y = max(x, 0)."""
+    y = np.maximum(x, 0)
+    return y, y
+
+
+def relu_backward(dy, y):
+    """dx = dy · 1[x > 0]  (y > 0 exactly where x > 0)."""
+    return dy * (y > 0)
+
+
+LEAKY_SLOPE = 0.01
+
+
+def leaky_relu_forward(x):
+    """y = x if x > 0 else 0.01 x."""
+    mask = x > 0
+    y = np.where(mask, x, x * LEAKY_SLOPE)
+    return y, mask
+
+
+def leaky_relu_backward(dy, mask):
+    """dx = dy if x > 0 else 0.01 dy."""
+    return np.where(mask, dy, dy * LEAKY_SLOPE)
+
+
+def tanh_forward(x):
+    """y = tanh(x)."""
+    y = np.tanh(x)
+    return y, y
+
+
+def tanh_backward(dy, y):
+    """dx = dy · (1 - y²)."""
+    return dy * (1 - y * y)
+
+
+def sigmoid(x):
+    """σ(x) = 1 / (1 + e^{-x}), computed without overflow for any x.
+
+    With e = exp(-|x|) ∈ (0, 1]: σ(x) = 1 / (1 + e) for x ≥ 0 and e / (1 + e) for x < 0.
+    """
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1, e) / (1 + e)
+
+
+def sigmoid_forward(x):
+    """y = σ(x)."""
+    y = sigmoid(x)
+    return y, y
+
+
+def sigmoid_backward(dy, y):
+    """dx = dy · y (1 - y)."""
+    return dy * y * (1 - y)
+
+
+def softplus(x):
+    """log(1 + e^x) = max(x, 0) + log1p(e^{-|x|}), finite and exact for any x."""
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def softplus_forward(x):
+    """y = log(1 + e^x)."""
+    return softplus(x), x
+
+
+def softplus_backward(dy, x):
+    """dx = dy · σ(x)."""
+    return dy * sigmoid(x)
+
+
+ACTIVATIONS = {
+    "identity": (identity_forward, identity_backward),
+    "relu": (relu_forward, relu_backward),
+    "leaky_relu": (leaky_relu_forward, leaky_relu_backward),
+    "tanh": (tanh_forward, tanh_backward),
+    "sigmoid": (sigmoid_forward, sigmoid_backward),
+    "softplus": (softplus_forward, softplus_backward),
+}
+
+INIT_GAIN = {
+    "identity": 1.0,
+    "relu": math.sqrt(2.0),
+    "leaky_relu": math.sqrt(2.0 / (1 + LEAKY_SLOPE**2)),
+    "tanh": 5.0 / 3.0,
+    "sigmoid": 1.0,
+    "softplus": 1.0,
+}
+
+
+# ----------------------------------------------------------------------------- clamp
+
+def clamp_forward(x, lo, hi):
+    """y = min(max(x, lo), hi).
+
+    The model clamps every log-variance to [lo, hi] so that exp(logvar) and exp(-logvar) stay
+    finite in float32 (exp overflows there beyond 88.7).
+    """
+    inside = (x >= lo) & (x <= hi)
+    return np.clip(x, lo, hi), inside
+
+
+def clamp_backward(dy, inside):
+    """dx = dy · 1[lo ≤ x ≤ hi]: where the clamp binds, y is constant in x."""
+    return dy * inside

@@ -1,0 +1,422 @@
+"""MNIST and Fashion-MNIST: find the IDX files, download them if needed, and preprocess.
+
+An IDX file is a big-endian header followed by raw bytes (LeCun et al., the MNIST page):
+a 4-byte magic number ``0x000008NN`` (0x08 = unsigned byte, NN = number of dimensions), then
+NN 4-byte dimension sizes, then ``prod(dims)`` bytes of data in C order.
+
+Files are looked for, in order, in:
+
+1. the ``data_dir`` argument (the ``--data-dir`` flag),
+2. ``$NPVAE_DATA_DIR``,
+3. the user cache, ``~/.cache/npvae/<name>`` (``$XDG_CACHE_HOME`` is respected),
+4. the system folder ``/usr/share/datasets/<name>`` (Debian's ``dataset-fashion-mnist``).
+
+For 1 and 2 both ``<dir>/<name>/`` and ``<dir>/`` itself are searched. MNIST and Fashion-MNIST
+use the same file names, so one data folder can serve both through per-dataset subfolders.
+Only if no folder holds the files are they downloaded, into ``<data_dir>/<name>`` if a data
+folder was given and into the user cache otherwise. Downloads are verified against the
+checksums of the canonical files; local files are checked by structure only (Debian
+re-compressed its copy, so its ``.gz`` checksums differ).
+
+Shapes: N examples, D = 28 * 28 = 784 pixels.
+"""
+
+import gzip
+import hashlib
+import http.client
+import math
+import operator
+import os
+import sys
+import tempfile
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from npvae.errors import DataError
+
+__all__ = [
+    "read_idx",
+    "load",
+    "load_dataset",
+    "to_float",
+    "binarize",
+    "train_val_split",
+    "search_dirs",
+    "cache_dir",
+]
+
+DATASETS = ("mnist", "fashion-mnist")
+SPLITS = {"train": "train", "test": "t10k"}  # split -> file-name prefix
+IMAGE_SHAPE = (28, 28)
+
+# Checksums of the canonical (upstream) .gz files, which is what every public mirror serves.
+CHECKSUMS = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": {
+            "md5": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "sha256": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        },
+        "train-labels-idx1-ubyte.gz": {
+            "md5": "d53e105ee54ea40749a09fcbcd1e9432",
+            "sha256": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        },
+        "t10k-images-idx3-ubyte.gz": {
+            "md5": "9fb629c4189551a2d022fa330f9573f3",
+            "sha256": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        },
+        "t10k-labels-idx1-ubyte.gz": {
+            "md5": "ec29112dd5afa0611ce80d1b7f02629c",
+            "sha256": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        },
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": {"md5": "8d4fb7e6c68d591d4c3dfef9ec88bf0d"},
+        "train-labels-idx1-ubyte.gz": {"md5": "25c81989df183df01b3e8a0aad5dffbe"},
+        "t10k-images-idx3-ubyte.gz": {"md5": "bef4ecab320f06d8554ea6380940ec79"},
+        "t10k-labels-idx1-ubyte.gz": {"md5": "bb300cfdad3c16e7a12a480ee83cd310"},
+    },
+}
+
+# Tried in order, per file. Tests replace these with a local server.
+MIRRORS = {
+    "mnist": [
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    ],
+    "fashion-mnist": [
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ],
+}
+
+SYSTEM_DATA_DIRS = (Path("/usr/share/datasets"),)  # searched last; tests replace it
+DOWNLOAD_TIMEOUT = 30  # seconds per network operation, so a dead mirror never hangs us
+
+_UBYTE_MAGIC = 0x00000800  # | ndim
+_REFETCH = "Delete the file and download it again (or reinstall the package that provided it)."
+
+
+# --- reading IDX files ---------------------------------------------------------------------
+
+
+def read_idx(path):
+    """Read an unsigned-byte IDX file, gzip-compressed (``.gz``) or raw.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    array : uint8 array with the shape given in the file header, e.g. (N, 28, 28) or (N,)
+
+    Raises
+    ------
+    DataError
+        If the file is missing, a truncated or corrupt gzip stream, has a wrong magic number,
+        or holds more or fewer bytes than its header promises.
+    """
+    path = Path(path)
+    return _parse_idx(_read_bytes(path), path)
+
+
+def _read_bytes(path):
+    """The file's bytes, decompressed if its name ends in ``.gz``."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found.") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: truncated or corrupt gzip data ({exc}). {_REFETCH}") from exc
+
+
+def _parse_idx(data, path):
+    """Check the IDX header of ``data`` and return its payload as a uint8 array."""
+    if len(data) < 4:
+        raise DataError(f"{path}: {len(data)} bytes is too short for an IDX file. {_REFETCH}")
+    magic = int.from_bytes(data[:4], "big")
+    ndim = magic & 0xFF
+    if ndim == 0 or magic != _UBYTE_MAGIC | ndim:
+        raise DataError(
+            f"{path}: wrong magic number 0x{magic:08X}; an unsigned-byte IDX file starts with "
+            f"0x000008NN (NN = number of dimensions, e.g. 0x00000803 for images). "
+            f"The file is corrupt or not an IDX file. {_REFETCH}"
+        )
+    header_size = 4 + 4 * ndim
+    if len(data) < header_size:
+        raise DataError(f"{path}: IDX header cut short ({len(data)} bytes). {_REFETCH}")
+    dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    expected, actual = math.prod(dims), len(data) - header_size
+    if actual != expected:
+        raise DataError(
+            f"{path}: wrong size; the header gives shape {dims}, i.e. {expected} bytes of data, "
+            f"but the file holds {actual}. {_REFETCH}"
+        )
+    pixels = np.frombuffer(data, dtype=np.uint8, offset=header_size)
+    return pixels.reshape(dims).copy()  # a writable array that owns its memory
+
+
+# --- finding the files ---------------------------------------------------------------------
+
+
+def cache_dir(name):
+    """The user cache folder for dataset ``name``: ``$XDG_CACHE_HOME/npvae/<name>``."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    root = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # XDG: ignore relative
+    return root / "npvae" / name
+
+
+def search_dirs(name, data_dir=None):
+    """The folders searched for dataset ``name``, in order (see the module docstring)."""
+    folders = []
+    for user_dir in (data_dir, os.environ.get("NPVAE_DATA_DIR")):
+        if user_dir:
+            user_dir = Path(user_dir).expanduser()
+            folders += [user_dir / name, user_dir]
+    folders.append(cache_dir(name))
+    folders += [Path(root) / name for root in SYSTEM_DATA_DIRS]
+    return folders
+
+
+def _file_names(name, split):
+    """The canonical (images, labels) file names of a split; validates name and split."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; valid names are: {', '.join(DATASETS)}.")
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; valid splits are: {', '.join(SPLITS)}.")
+    prefix = SPLITS[split]
+    return [f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"]
+
+
+def _locate(folder, filename):
+    """``folder/filename`` or its un-gzipped twin, whichever exists, else None."""
+    for path in (folder / filename, folder / filename.removesuffix(".gz")):
+        if path.is_file():
+            return path
+    return None
+
+
+def _find(folders, filenames):
+    """Paths of all ``filenames`` in the first folder that holds them all, else None."""
+    for folder in folders:
+        paths = [_locate(folder, f) for f in filenames]
+        if all(paths):
+            return paths
+    return None
+
+
+# --- downloading ---------------------------------------------------------------------------
+
+
+def _download_all(name, filenames, folder):
+    """Download the files missing from ``folder``; return the paths of all of them."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the folder {folder}: {exc}") from exc
+    for filename in filenames:
+        if _locate(folder, filename) is None:
+            _download_file(MIRRORS.get(name, []), filename, CHECKSUMS[name][filename], folder)
+    return [_locate(folder, f) for f in filenames]
+
+
+def _download_file(mirrors, filename, checksums, folder):
+    """Try each mirror in turn until one serves ``filename`` with the right checksums."""
+    failures = []
+    for base in mirrors:
+        url = base.rstrip("/") + "/" + filename
+        print(f"npvae: downloading {url}", file=sys.stderr, flush=True)
+        try:
+            _fetch_verified(url, folder / filename, checksums)
+            return
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # ValueError: DataError
+            print(f"npvae:   failed: {exc}", file=sys.stderr, flush=True)
+            failures.append(f"  {url}: {exc}")
+    reasons = "\n".join(failures) or "  (no mirrors configured)"
+    raise DataError(f"could not download {filename}:\n{reasons}")
+
+
+def _fetch_verified(url, dest, checksums):
+    """Download ``url`` to a temporary file next to ``dest``; move it into place if verified.
+
+    On any failure the temporary file is deleted, so no partial file is ever left behind.
+    """
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        hashes = {algo: hashlib.new(algo) for algo in checksums}
+        with os.fdopen(fd, "wb") as out:
+            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+                while chunk := response.read(1 << 16):
+                    out.write(chunk)
+                    for h in hashes.values():
+                        h.update(chunk)
+        for algo, h in hashes.items():
+            if h.hexdigest() != checksums[algo]:
+                raise DataError(
+                    f"{algo} checksum mismatch (got {h.hexdigest()}, expected {checksums[algo]}); "
+                    "the download is corrupt or the mirror serves a different file"
+                )
+        os.replace(tmp, dest)
+    except BaseException:  # also on Ctrl-C
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _how_to_fix(name, split, filenames, folders, target):
+    """The help text for missing files: which files, where we looked, where to put them."""
+    searched = "\n".join(f"  {folder}" for folder in folders)
+    source = f" (e.g. from {MIRRORS[name][0]})" if MIRRORS.get(name) else ""
+    return (
+        f"The {name} {split} split needs the files {' and '.join(filenames)} "
+        f"(gzipped or not). Searched:\n{searched}\n"
+        f"Download them{source} and put them in {target}, or pass --data-dir DIR "
+        f"(or set NPVAE_DATA_DIR=DIR) to point at a folder that holds them."
+    )
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def load(name, split, data_dir=None, download=True):
+    """Load a split of MNIST or Fashion-MNIST as raw pixels and labels.
+
+    Parameters
+    ----------
+    name : "mnist" or "fashion-mnist"
+    split : "train" or "test"
+    data_dir : str or Path, optional
+        Folder searched first (``<data_dir>/<name>`` and ``<data_dir>``); downloads go to
+        ``<data_dir>/<name>``. Without it, downloads go to the user cache.
+    download : bool
+        Download the files from the public mirrors if no folder holds them.
+
+    Returns
+    -------
+    images : (N, 28, 28) uint8 array
+    labels : (N,) uint8 array
+    """
+    filenames = _file_names(name, split)
+    folders = search_dirs(name, data_dir)
+    paths = _find(folders, filenames)
+    if paths is None:
+        target = Path(data_dir).expanduser() / name if data_dir else cache_dir(name)
+        help_text = _how_to_fix(name, split, filenames, folders, target)
+        if not download:
+            raise DataError(f"{name} {split} files not found (download=False).\n{help_text}")
+        try:
+            paths = _download_all(name, filenames, target)
+        except DataError as exc:
+            raise DataError(f"{exc}\n{help_text}") from exc
+    return _read_pair(*paths)
+
+
+def _read_pair(images_path, labels_path):
+    """Read an images file and a labels file and check that they belong together."""
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+        raise DataError(
+            f"{images_path}: expected images of shape (N, 28, 28), got {images.shape}. "
+            "Is this an images file?"
+        )
+    if labels.ndim != 1:
+        raise DataError(
+            f"{labels_path}: expected labels of shape (N,), got {labels.shape}. "
+            "Is this a labels file?"
+        )
+    if len(images) != len(labels):
+        raise DataError(
+            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} "
+            "labels; the two files must come from the same split. Replace the wrong one."
+        )
+    return images, labels
+
+
+def load_dataset(name, split, data_dir=None, download=True, dtype=np.float32):
+    """Load a split as flat float pixels in [0, 1] and uint8 labels.
+
+    Returns
+    -------
+    x : (N, D) array of ``dtype``, D = 784
+    labels : (N,) uint8 array
+    """
+    images, labels = load(name, split, data_dir=data_dir, download=download)
+    return to_float(images, dtype=dtype), labels
+
+
+# --- preprocessing -------------------------------------------------------------------------
+
+
+def to_float(images, dtype=np.float32):
+    """Flatten uint8 pixels and scale them to [0, 1]: ``x = images / 255``.
+
+    Parameters
+    ----------
+    images : (N, 28, 28) or (N, D) uint8 array
+    dtype : floating dtype of the result
+
+    Returns
+    -------
+    x : (N, D) array of ``dtype``
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise TypeError(f"to_float expects uint8 pixels, got {images.dtype}")
+    if not np.issubdtype(dtype, np.floating):
+        raise TypeError(f"to_float needs a floating dtype, got {np.dtype(dtype)}")
+    x = images.reshape(len(images), -1).astype(dtype)  # (N, D)
+    x /= 255  # in place, so the dtype is kept
+    return x
+
+
+def binarize(x, rng):
+    """Draw binary pixels: ``b ~ Bernoulli(x)``, elementwise, in the dtype of ``x``.
+
+    Call it once for static binarization, or once per epoch for dynamic binarization.
+
+    Parameters
+    ----------
+    x : (N, D) floating array of probabilities in [0, 1]
+    rng : np.random.Generator, the only source of randomness
+
+    Returns
+    -------
+    b : (N, D) array of 0s and 1s, same dtype as ``x``
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"binarize needs a np.random.Generator, got {type(rng).__name__}")
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"binarize expects floating probabilities, got {x.dtype}")
+    u = rng.random(x.shape)  # (N, D) uniform in [0, 1): P(u < p) = p
+    return (u < x).astype(x.dtype)
+
+
+def train_val_split(x, y, n_val, rng):
+    """Split off ``n_val`` random examples as a validation set.
+
+    Parameters
+    ----------
+    x : (N, ...) array
+    y : (N, ...) array, e.g. labels
+    n_val : int, 0 <= n_val < N
+    rng : np.random.Generator
+
+    Returns
+    -------
+    x_train, y_train : N - n_val examples
+    x_val, y_val : n_val examples
+    """
+    n, n_val = len(x), operator.index(n_val)
+    if len(y) != n:
+        raise ValueError(f"x has {n} examples but y has {len(y)}")
+    if not 0 <= n_val < n:
+        raise ValueError(f"n_val must be in [0, {n}), got {n_val}")
+    order = rng.permutation(n)
+    val, train = order[:n_val], order[n_val:]
+    return x[train], y[train], x[val], y[val]

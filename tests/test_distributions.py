@@ -1,0 +1,136 @@
+"""Properties of the terminal nodes, checked with hypothesis: the mathematics, not the code."""
+
+import math
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from npvae import distributions as dist
+
+seeds = st.integers(0, 2**32 - 1)
+finite = st.floats(-8, 8, allow_nan=False, allow_infinity=False)
+latent = arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 5)), elements=finite)
+
+
+@given(latent, seeds)
+def test_kl_is_nonnegative_and_zero_only_at_the_prior(mu, seed):
+    logvar = np.random.default_rng(seed).uniform(-8, 8, mu.shape)
+    kl, _, _ = dist.kl_standard_normal(mu, logvar)
+    assert np.all(kl >= 0)
+    away = (np.abs(mu) > 1e-3).any(axis=-1) | (np.abs(logvar) > 1e-3).any(axis=-1)
+    assert np.all(kl[away] > 0)
+    kl0, dmu, dlogvar = dist.kl_standard_normal(np.zeros_like(mu), np.zeros_like(mu))
+    assert np.all(kl0 == 0) and np.all(dmu == 0) and np.all(dlogvar == 0)
+
+
+def test_kl_is_exact_near_the_prior():
+    """expm1 keeps the digits that e^logvar - 1 - logvar would cancel away: KL ≈ logvar² / 4."""
+    logvar = np.array([[1e-9]])
+    kl, _, _ = dist.kl_standard_normal(np.zeros_like(logvar), logvar)
+    assert math.isclose(kl[0], 0.25 * 1e-18, rel_tol=1e-6)
+
+
+@given(st.integers(1, 4), seeds)
+def test_closed_form_kl_matches_monte_carlo(Z, seed):
+    """KL(q ‖ p) = E_q[log q(z) - log p(z)]: the closed form lies within 5 standard errors."""
+    rng = np.random.default_rng(seed)
+    mu, logvar = rng.uniform(-2, 2, (1, Z)), rng.uniform(-2, 2, (1, Z))
+    eps = rng.standard_normal((50_000, 1, Z))
+    z, _ = dist.reparameterize_forward(mu, logvar, eps)
+    log_q = dist.gaussian_log_density(z, mu, logvar)[0]  # (N, 1)
+    log_p = dist.standard_normal_log_density(z)[0]
+    samples = (log_q - log_p)[:, 0]
+    kl, _, _ = dist.kl_standard_normal(mu, logvar)
+    se = samples.std() / math.sqrt(len(samples))
+    assert abs(samples.mean() - kl[0]) < 5 * se
+
+
+@given(seeds)
+def test_reparameterized_samples_have_mean_mu_and_variance_exp_logvar(seed):
+    """Catches the classic bug of using exp(logvar), not exp(logvar / 2), as the std."""
+    rng = np.random.default_rng(seed)
+    mu, logvar = rng.uniform(-3, 3, (2, 3)), rng.uniform(-3, 3, (2, 3))
+    N = 100_000
+    z, _ = dist.reparameterize_forward(mu, logvar, rng.standard_normal((N, 2, 3)))
+    var = np.exp(logvar)
+    assert np.all(np.abs(z.mean(axis=0) - mu) < 5 * np.sqrt(var / N))
+    # the sample variance has standard error ≈ var · √(2 / N)
+    assert np.all(np.abs(z.var(axis=0) - var) < 5 * var * math.sqrt(2 / N))
+
+
+def naive_bce(logits, x):
+    p = 1 / (1 + np.exp(-logits))
+    return -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=-1)
+
+
+@given(arrays(np.float64, (3, 4), elements=st.floats(-15, 15)),
+       arrays(np.float64, (3, 4), elements=st.floats(0, 1)))
+def test_stable_bce_matches_naive_formula_where_that_is_finite(logits, x):
+    nll, dlogits = dist.bernoulli_nll(logits, x)
+    np.testing.assert_allclose(nll, naive_bce(logits, x), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(dlogits, 1 / (1 + np.exp(-logits)) - x, rtol=1e-12, atol=1e-15)
+
+
+@given(arrays(np.float64, (2, 5), elements=st.floats(-1e4, 1e4)),
+       arrays(np.float64, (2, 5), elements=st.sampled_from([0.0, 1.0])))
+def test_stable_bce_stays_finite_and_exact_at_the_extremes(logits, x):
+    for dtype in (np.float64, np.float32):
+        nll, dlogits = dist.bernoulli_nll(logits.astype(dtype), x.astype(dtype))
+        assert nll.dtype == dtype and dlogits.dtype == dtype
+        assert np.all(np.isfinite(nll)) and np.all(np.isfinite(dlogits))
+        assert np.all(np.abs(dlogits) <= 1)
+
+
+def test_stable_bce_exact_values_at_1e4():
+    logits = np.array([[1e4, -1e4, 1e4, -1e4]], dtype=np.float32)
+    x = np.array([[1, 0, 0, 1]], dtype=np.float32)
+    nll, dlogits = dist.bernoulli_nll(logits[:, :2], x[:, :2])
+    assert nll[0] == 0.0 and np.all(dlogits == 0)  # confident and right: no loss at all
+    nll, dlogits = dist.bernoulli_nll(logits[:, 2:], x[:, 2:])
+    assert nll[0] == 2e4 and np.array_equal(dlogits, [[1.0, -1.0]])  # confident and wrong
+
+
+@given(arrays(np.float64, (3, 6), elements=finite), arrays(np.float64, (3, 6), elements=finite),
+       st.floats(0.05, 5))
+def test_gaussian_nll_is_a_true_density(mean, x, sigma):
+    """Equals -log N(x | mean, σ² I) from scipy, constant D/2·log(2πσ²) included."""
+    from scipy.stats import norm
+
+    nll, _ = dist.gaussian_nll(mean, x, sigma)
+    np.testing.assert_allclose(nll, -norm.logpdf(x, mean, sigma).sum(axis=-1), rtol=1e-10)
+    logvar = np.full_like(x, 2 * math.log(sigma))
+    nll_learned, _, _ = dist.gaussian_nll_learned(mean, logvar, x)
+    np.testing.assert_allclose(nll_learned, nll, rtol=1e-10)
+    logp, _, _, _ = dist.gaussian_log_density(x, mean, logvar)
+    np.testing.assert_allclose(logp, -nll, rtol=1e-10)
+
+
+def test_gaussian_nll_integrates_to_one():
+    """∫ exp(-nll) dx = 1 in one dimension: a density, not just a loss up to a constant."""
+    from scipy.integrate import quad
+
+    for sigma in (0.3, 1.0, 2.5):
+        total, _ = quad(lambda t: math.exp(-dist.gaussian_nll(np.array([[0.7]]),
+                                                              np.array([[t]]), sigma)[0][0]),
+                        -30, 30, points=[0.7])
+        assert math.isclose(total, 1.0, rel_tol=1e-9)
+
+
+@given(latent)
+def test_standard_normal_density_is_the_diagonal_one_at_the_prior(z):
+    logp, dz = dist.standard_normal_log_density(z)
+    logp2, dz2, _, _ = dist.gaussian_log_density(z, np.zeros_like(z), np.zeros_like(z))
+    np.testing.assert_allclose(logp, logp2, rtol=1e-12)
+    np.testing.assert_allclose(dz, dz2, rtol=1e-12)
+
+
+def test_reparameterize_backward_sums_over_samples():
+    rng = np.random.default_rng(0)
+    mu, logvar, eps = rng.standard_normal((2, 3)), rng.standard_normal((2, 3)), rng.standard_normal((4, 2, 3))
+    _, cache = dist.reparameterize_forward(mu, logvar, eps)
+    dz = rng.standard_normal((4, 2, 3))
+    dmu, dlogvar = dist.reparameterize_backward(dz, cache)
+    np.testing.assert_allclose(dmu, dz.sum(axis=0))
+    np.testing.assert_allclose(dlogvar, (dz * eps * np.exp(logvar / 2) / 2).sum(axis=0))

@@ -174,22 +174,25 @@ MODEL_CASES = [
 ]
 
 
-def model_checks(model, x, eps, **loss_kwargs):
-    """Check ∂loss/∂param for every parameter of a float64 model, with eps held fixed."""
-    _, grads, _ = model.loss_and_grads(x, eps, **loss_kwargs)
-    loss = lambda: model.loss_and_grads(x, eps, **loss_kwargs)[0]  # noqa: E731
+def model_checks(model, *inputs, **loss_kwargs):
+    """Check ∂loss/∂param for every parameter of a float64 model, with eps held fixed.
+
+    inputs : (x, eps) for a VAE, (x, y, eps) for a CVAE.
+    """
+    _, grads, _ = model.loss_and_grads(*inputs, **loss_kwargs)
+    loss = lambda: model.loss_and_grads(*inputs, **loss_kwargs)[0]  # noqa: E731
     return [Check(name, grads[name], numeric_grad(loss, p), MODEL_TOL)
             for name, p in model.params.items()]
 
 
-def small_model_case(vae_kwargs, L, seed=0, B=4, D=6, Z=3):
-    """A float64 VAE with data and eps fixed, sized for finite differences."""
+def small_model_case(vae_kwargs, L, seed=0, B=4, D=6, Z=3, model_cls=None):
+    """A float64 VAE (or ``model_cls``) with data and eps fixed, sized for finite differences."""
     from .vae import VAE
 
     rng = np.random.default_rng(seed)
     kwargs = {"hidden_dims": (5,), "latent_dim": Z, "dtype": np.float64, "seed": seed,
               **vae_kwargs}
-    model = VAE(D, **kwargs)
+    model = (model_cls or VAE)(D, **kwargs)
     if model.config.likelihood == "bernoulli":
         x = (rng.uniform(size=(B, D)) < 0.5).astype(np.float64)
     else:
@@ -204,6 +207,11 @@ def all_checks(seed=0):
     for label, vae_kwargs, loss_kwargs, L in MODEL_CASES:
         model, x, eps = small_model_case(vae_kwargs, L, seed)
         sections.append((f"VAE: {label}", model_checks(model, x, eps, **loss_kwargs)))
+    from .cvae import CVAE
+
+    model, x, eps = small_model_case(dict(n_classes=3, activation="tanh"), 2, seed, model_cls=CVAE)
+    y = np.arange(len(x)) % 3  # (B,) labels
+    sections.append(("CVAE: bernoulli, tanh, 3 classes, L=2", model_checks(model, x, y, eps)))
     return sections
 
 

@@ -1,0 +1,176 @@
+"""Evaluation of a trained VAE, in nats per example.
+
+    elbo(model, x)                the ELBO = -(recon + KL), one sample of z per example
+    log_likelihood(model, x, k)   log p(x) ≈ log (1/k) Σ_k w_k per example (Burda et al. 2016)
+    active_units(model, x)        how many latent units the encoder uses
+    kl_per_dimension(model, x)    the mean KL of each latent dimension
+    evaluate(model, x, k)         all of the above in one dict (what ``npvae evaluate`` prints)
+
+The noise is drawn from ``rng`` (default: the model's own generator) example by example, in
+order: example n gets the n-th block of standard normals, (Z,) for the ELBO and (k, Z) for the
+log-likelihood. So the numbers depend on the seed only, never on ``batch_size`` or on how the
+work is split into chunks.
+
+Shapes: N examples, D input, Z latent, B examples per chunk, L samples per chunk.
+"""
+
+import math
+
+import numpy as np
+
+from . import checks, distributions
+from .vae import logsumexp
+
+# Decoder rows (examples × samples) per chunk of the log-likelihood. For the 784-400-20 model a
+# chunk's largest arrays, (rows, 784) float32, are ~25 MB each.
+MAX_ROWS = 8192
+
+# Burda et al. (2016): a unit is active when Var_x E_q[z|x] exceeds this.
+ACTIVE_THRESHOLD = 0.01
+
+
+def _data(model, x):
+    """x checked and cast to the model's dtype, (N, D)."""
+    return checks.as_batch(x, model.input_dim, model.dtype,
+                           unit_interval=model.config.likelihood == "bernoulli")
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _chunks(n, size):
+    """(start, stop) pairs that cover range(n) in steps of ``size``."""
+    return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def _encode(model, x, batch_size=1000):
+    """q(z|x) for every example, encoded in batches: (mu, logvar), each (N, Z)."""
+    parts = [model.encode(x[start:stop]) for start, stop in _chunks(len(x), batch_size)]
+    return tuple(np.concatenate(a) for a in zip(*parts))
+
+
+def elbo(model, x, rng=None, batch_size=1000):
+    """The evidence lower bound, averaged over the examples, in nats.
+
+    elbo = -(recon + kl),  recon = -log p(x|z) at one z = mu + σ·eps per example,
+    kl = KL(q(z|x) ‖ N(0, I)) in closed form (Kingma & Welling 2014, appendix B).
+
+    Parameters
+    ----------
+    model : VAE.
+    x : (N, D) array.
+    rng : Generator or None (the model's own generator).
+    batch_size : int, examples per forward pass.
+
+    Returns
+    -------
+    dict of floats: "elbo", "recon", "kl", each a mean over the N examples.
+    """
+    x = _data(model, x)
+    rng = model.rng if rng is None else rng
+    batch_size = _positive_int(batch_size, "batch_size")
+    recon = kl = 0.0
+    for start, stop in _chunks(len(x), batch_size):
+        xb = x[start:stop]  # (B, D)
+        eps = rng.standard_normal((stop - start, model.latent_dim), dtype=model.dtype)  # (B, Z)
+        recon += float(model.nll(xb, eps).sum(dtype=np.float64))
+        kl += float(distributions.kl_standard_normal(*model.encode(xb))[0].sum(dtype=np.float64))
+    recon, kl = recon / len(x), kl / len(x)
+    return {"elbo": -(recon + kl), "recon": recon, "kl": kl}
+
+
+def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROWS):
+    """Importance-weighted estimate of log p(x), per example, in nats (Burda et al. 2016).
+
+    log p(x) ≈ log (1/k) Σ_k w_k,   log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x),
+    with z_k = mu + σ·eps_k ~ q(z|x). The weights hold the sampled densities, never the
+    analytic KL. Its expectation is the k-sample IWAE bound: below log p(x), rising with k.
+
+    The work goes in chunks of at most ``max_rows`` decoder rows (examples × samples). When k
+    alone exceeds that, each example's k samples are split too, and the partial sums combine as
+    log Σ w = logaddexp(log Σ_chunk1 w, log Σ_chunk2 w, ...), in float64.
+
+    Parameters
+    ----------
+    model : VAE.
+    x : (N, D) array.
+    k : int, importance samples per example.
+    rng : Generator or None (the model's own generator).
+    batch_size : int or None, the most examples per chunk (None: as many as ``max_rows`` allows).
+    max_rows : int, the most decoder rows per chunk; bounds the memory.
+
+    Returns
+    -------
+    (N,) float64 array.
+    """
+    x = _data(model, x)
+    rng = model.rng if rng is None else rng
+    k = _positive_int(k, "k")
+    max_rows = _positive_int(max_rows, "max_rows")
+    n_examples = max(1, max_rows // k)  # examples per chunk; 1 whenever k is split
+    if batch_size is not None:
+        n_examples = min(n_examples, _positive_int(batch_size, "batch_size"))
+    n_samples = min(k, max_rows)  # samples per chunk
+
+    log_p = np.empty(len(x), dtype=np.float64)  # (N,)
+    for start, stop in _chunks(len(x), n_examples):
+        log_sum_w = np.full(stop - start, -np.inf)  # (B,): log Σ w over the samples so far
+        for k_start, k_stop in _chunks(k, n_samples):
+            # Example-major, as the stream is laid out: (B, L, Z) is the next B·L·Z normals.
+            eps = rng.standard_normal((stop - start, k_stop - k_start, model.latent_dim),
+                                      dtype=model.dtype)  # (B, L, Z)
+            log_w = model.log_weights(x[start:stop], eps.transpose(1, 0, 2))  # (L, B)
+            log_sum_w = np.logaddexp(log_sum_w, logsumexp(log_w.astype(np.float64), axis=0))
+        log_p[start:stop] = log_sum_w - math.log(k)
+    return log_p
+
+
+def posterior_mean_variance(model, x):
+    """Var over x of the posterior mean E_q[z|x] = mu(x), for each latent unit: (Z,) float64."""
+    mu, _ = _encode(model, _data(model, x))
+    return mu.astype(np.float64).var(axis=0)
+
+
+def active_units(model, x, threshold=ACTIVE_THRESHOLD):
+    """The number of active latent units: those with Var_x mu(x) > threshold (Burda et al. 2016).
+
+    A unit whose posterior mean does not move with x carries no information about x.
+    """
+    return int((posterior_mean_variance(model, x) > threshold).sum())
+
+
+def kl_per_dimension(model, x):
+    """KL(q(z_j|x) ‖ N(0, 1)) for each latent dimension j, averaged over x: (Z,) float64.
+
+    Sums to the mean closed-form KL of the ELBO.
+    """
+    mu, logvar = _encode(model, _data(model, x))
+    return distributions.kl_per_dimension(mu, logvar).mean(axis=0, dtype=np.float64)
+
+
+def evaluate(model, x, k=5000, rng=None, batch_size=None, threshold=ACTIVE_THRESHOLD):
+    """Every evaluation number of ``model`` on ``x``, as one dict of plain Python values.
+
+    The ELBO's noise is drawn first, then the log-likelihood's, both from ``rng`` (default:
+    the model's own generator).
+
+    Returns
+    -------
+    dict: "n" (examples), "k", "elbo", "recon", "kl", "log_likelihood" (mean over x),
+    "log_likelihood_se" (its standard error over the examples; NaN for one example),
+    "active_units", "kl_per_dim" (list of Z floats).
+    """
+    x = _data(model, x)
+    rng = model.rng if rng is None else rng
+    result = {"n": len(x), "k": _positive_int(k, "k")}
+    result.update(elbo(model, x, rng=rng, batch_size=batch_size or 1000))
+    log_p = log_likelihood(model, x, k=k, rng=rng, batch_size=batch_size)
+    result["log_likelihood"] = float(log_p.mean())
+    result["log_likelihood_se"] = (float(log_p.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1
+                                   else math.nan)
+    result["active_units"] = active_units(model, x, threshold)
+    result["kl_per_dim"] = [float(v) for v in kl_per_dimension(model, x)]
+    return result

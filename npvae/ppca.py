@@ -1,0 +1,147 @@
+"""Probabilistic PCA in closed form (Tipping & Bishop 1999), and the linear VAE that equals it.
+
+    x = W z + mean + noise,   z ~ N(0, I_Z),   noise ~ N(0, σ² I_D),   W : (D, Z)
+    p(x)   = N(x | mean, C),                 C = W Wᵀ + σ² I_D
+    p(z|x) = N(M⁻¹ Wᵀ (x - mean), σ² M⁻¹),   M = Wᵀ W + σ² I_Z
+
+A VAE with no hidden layers and a Gaussian likelihood of fixed σ has exactly this decoder,
+p(x|z) = N(z out.W + out.b, σ² I), so ``linear_vae_marginal`` gives its exact log p(x): the
+yardstick for the importance-weighted estimate. Everything here is float64 linear algebra.
+
+Shapes: N examples, D input, Z latent.
+"""
+
+import math
+
+import numpy as np
+import scipy.linalg
+
+from .distributions import LOG_2PI
+
+
+def _matrix(X, name="X"):
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (N, D) array, got shape {X.shape}.")
+    return X
+
+
+def fit_ppca(X, n_components):
+    """The maximum-likelihood PPCA fit (Tipping & Bishop 1999, eqs. 7 and 8).
+
+    With S = (1/N) Σ_n (x_n - x̄)(x_n - x̄)ᵀ and its eigenvalues λ_1 ≥ ... ≥ λ_D, eigenvectors U:
+        mean = x̄,   σ² = (1/(D - Z)) Σ_{j>Z} λ_j   (the variance the subspace leaves out),
+        W = U_Z (Λ_Z - σ² I)^{1/2}                   (up to a rotation W R, which p(x) ignores).
+
+    Parameters
+    ----------
+    X : (N, D) array, N ≥ 2.
+    n_components : int Z, 1 ≤ Z < D.
+
+    Returns
+    -------
+    mean : (D,) array,  W : (D, Z) array,  sigma2 : float.
+    """
+    X = _matrix(X)
+    N, D = X.shape
+    Z = int(n_components)
+    if Z != n_components or not 1 <= Z < D:
+        raise ValueError(f"n_components must be an integer in [1, D - 1] = [1, {D - 1}], "
+                         f"got {n_components!r}.")
+    if N < 2:
+        raise ValueError(f"X has {N} example; fitting a covariance needs at least 2.")
+    mean = X.mean(axis=0)  # (D,)
+    Xc = X - mean  # (N, D)
+    S = Xc.T @ Xc / N  # (D, D): the ML (biased) sample covariance
+    lam, U = np.linalg.eigh(S)  # ascending
+    lam, U = lam[::-1], U[:, ::-1]  # descending
+    sigma2 = float(lam[Z:].mean())
+    if not sigma2 > 0:
+        raise ValueError(f"X lies in a subspace of dimension ≤ {Z}, so σ² = 0 and the "
+                         f"likelihood is unbounded; use fewer components or noisier data.")
+    W = U[:, :Z] * np.sqrt(np.maximum(lam[:Z] - sigma2, 0.0))  # (D, Z)
+    return mean, W, sigma2
+
+
+def _cholesky_M(W, sigma2):
+    """The lower Cholesky factor of M = Wᵀ W + σ² I_Z: (Z, Z)."""
+    return np.linalg.cholesky(W.T @ W + sigma2 * np.eye(W.shape[1]))
+
+
+def ppca_log_likelihood(X, mean, W, sigma2):
+    """Exact log N(x | mean, W Wᵀ + σ² I) for each row of X: (N,).
+
+    With M = Wᵀ W + σ² I_Z = L Lᵀ (Woodbury and the matrix determinant lemma), no D × D matrix
+    is formed:
+        C⁻¹    = (I - W M⁻¹ Wᵀ) / σ²,          log|C| = (D - Z) log σ² + log|M|,
+        rᵀC⁻¹r = (‖r‖² - ‖L⁻¹ Wᵀ r‖²) / σ²,    r = x - mean,
+        log p  = -½ [D log 2π + log|C| + rᵀC⁻¹r].
+
+    X : (N, D), mean : (D,), W : (D, Z), sigma2 : float > 0  ->  (N,) float64.
+    """
+    X, W = _matrix(X), _matrix(W, "W")
+    sigma2 = float(sigma2)
+    D, Z = W.shape
+    R = X - np.asarray(mean, dtype=np.float64)  # (N, D)
+    L = _cholesky_M(W, sigma2)  # (Z, Z)
+    V = scipy.linalg.solve_triangular(L, (R @ W).T, lower=True)  # (Z, N): L⁻¹ Wᵀ r
+    maha = ((R * R).sum(axis=1) - (V * V).sum(axis=0)) / sigma2  # (N,)
+    log_det = (D - Z) * math.log(sigma2) + 2 * np.log(np.diag(L)).sum()
+    return -0.5 * (D * LOG_2PI + log_det + maha)
+
+
+def ppca_posterior(X, mean, W, sigma2):
+    """The exact posterior p(z|x) = N(M⁻¹ Wᵀ (x - mean), σ² M⁻¹), M = Wᵀ W + σ² I_Z.
+
+    X : (N, D)  ->  means : (N, Z),  cov : (Z, Z), the same for every x.
+    """
+    X, W = _matrix(X), _matrix(W, "W")
+    factor = (_cholesky_M(W, float(sigma2)), True)  # for scipy's cho_solve
+    means = scipy.linalg.cho_solve(factor, ((X - mean) @ W).T).T  # (N, Z)
+    cov = float(sigma2) * scipy.linalg.cho_solve(factor, np.eye(W.shape[1]))  # (Z, Z)
+    return means, cov
+
+
+def linear_vae_marginal(model):
+    """The exact marginal of a linear-Gaussian VAE's decoder, as PPCA parameters.
+
+    With hidden_dims=() and likelihood="gaussian", p(x|z) = N(z out.W + out.b, σ² I) and
+    p(z) = N(0, I), so p(x) = N(out.b, out.Wᵀ out.W + σ² I): PPCA with W = out.Wᵀ.
+    ``ppca_log_likelihood(x, *linear_vae_marginal(model))`` is its exact log p(x).
+
+    Returns
+    -------
+    mean : (D,) float64,  W : (D, Z) float64,  sigma2 : float.
+    """
+    c = model.config
+    if c.hidden_dims or c.likelihood != "gaussian":
+        raise ValueError(
+            f"the marginal p(x) has a closed form only for a linear-Gaussian VAE "
+            f"(hidden_dims=(), likelihood='gaussian'); this one has "
+            f"hidden_dims={c.hidden_dims}, likelihood={c.likelihood!r}."
+        )
+    mean = model.params["out.b"].astype(np.float64)  # (D,)
+    W = model.params["out.W"].T.astype(np.float64)  # (D, Z): out.W is (Z, D), y = z W + b
+    return mean, W, c.sigma**2
+
+
+def principal_angles(A, B):
+    """The principal angles between the column spaces of A and B, in degrees, largest first.
+
+    0 for a shared direction, 90 for orthogonal ones. A : (D, P), B : (D, Q)  ->  (min(P, Q),).
+    """
+    return np.degrees(scipy.linalg.subspace_angles(_matrix(A, "A"), _matrix(B, "B")))
+
+
+def low_rank_data(n, D, Z, sigma, rng):
+    """n draws from a random PPCA model: x = W z + mean + σ·noise, all standard normal.
+
+    Returns
+    -------
+    X : (n, D) array,  mean : (D,) array,  W : (D, Z) array (the truth), all float64.
+    """
+    W = rng.standard_normal((D, Z))  # (D, Z)
+    mean = rng.standard_normal(D)  # (D,)
+    z = rng.standard_normal((n, Z))  # (n, Z)
+    X = z @ W.T + mean + float(sigma) * rng.standard_normal((n, D))  # (n, D)
+    return X, mean, W

@@ -1,0 +1,101 @@
+"""The VAE as non-linear PCA: 2-D embeddings and reconstructions, side by side with PCA.
+
+    python demos/vae_vs_pca.py --dataset fashion-mnist
+    python demos/vae_vs_pca.py --dataset mnist --test-split-only   # only MNIST's test files
+
+PCA maps x to its coordinates on the Z directions of largest variance, z = Uᵀ(x - x̄), and back
+by the straight line x̂ = x̄ + U z: the best *linear* code of size Z, in squared error. The VAE
+(here through npvae.VAEEstimator, a scikit-learn-style interface: fit, transform,
+inverse_transform) learns both maps as neural networks: z = E[z|x] = mu(x), and x̂ = the mean of
+p(x|z). With the same code size Z it can bend its code around the data, so its classes separate
+better in 2-D and its reconstructions are sharper.
+
+PCA's directions come from npvae.ppca.fit_ppca: W = U_Z (Λ_Z - σ² I)^{1/2}, so U_Z is W with its
+columns scaled to unit length.
+
+It writes to --out:
+    vae_vs_pca_embedding.png        the test images' 2-D codes, coloured by class
+    vae_vs_pca_reconstructions.png  test images, and their PCA and VAE reconstructions
+and prints the test reconstruction error of both, in squared error per image.
+"""
+
+import sys
+import time
+
+import numpy as np
+
+import _common
+from npvae import plots
+from npvae.estimator import VAEEstimator
+from npvae.ppca import fit_ppca
+
+
+def build_parser():
+    return _common.parser(__doc__.splitlines()[0], epochs=5, n_train=20000, latent=2,
+                          out="figures/vae_vs_pca")
+
+
+def pca(x_train, n_components):
+    """(mean (D,), U (D, Z)): the data mean and the top Z principal directions, orthonormal."""
+    mean, W, _ = fit_ppca(x_train, n_components)
+    return mean, W / np.linalg.norm(W, axis=0)
+
+
+def reconstruction_figure(x, rows, context, side=28):
+    """Inputs in the first row, then one row of reconstructions per method."""
+    images = np.concatenate([x, *rows.values()])  # ((1 + methods)·n, D)
+    fig = plots.image_grid(images, ncols=len(x), title="Reconstructions at the same code size",
+                           context=context)
+    ax = fig.axes[0]
+    ax.set_yticks(np.arange(1 + len(rows)) * (side + 1) + side / 2, ["input", *rows])
+    ax.set_xlabel("one test image of each class")
+    return fig
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    d = _common.load(args, rng)
+    print(f"data: {d.source}")
+    Z = args.latent
+
+    start = time.perf_counter()
+    vae = VAEEstimator(latent_dim=Z, hidden_dims=tuple(args.hidden), epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, binarize="dynamic",
+                       random_state=args.seed, verbose=True).fit(d.x_train)
+    print(f"VAE trained in {time.perf_counter() - start:.1f} s")
+    mean, U = pca(d.x_train, Z)
+
+    codes = {"PCA": (d.x_test - mean) @ U,  # (N, Z): coordinates on the principal directions
+             "VAE": vae.transform(d.x_test)}  # (N, Z): posterior means
+    recons = {"PCA": np.clip(mean + codes["PCA"] @ U.T, 0, 1),  # (N, D)
+              "VAE": vae.inverse_transform(codes["VAE"])}
+    errors = {name: float(((r - d.x_test) ** 2).sum(axis=1).mean()) for name, r in recons.items()}
+    print(f"test squared error per image (sum over {d.x_test.shape[1]} pixels in [0, 1]), "
+          f"Z = {Z}:")
+    for name, err in errors.items():
+        print(f"  {name:4s} {err:8.2f}")
+
+    context = plots.run_label(args.dataset, args.epochs, Z)
+    dims = "" if Z == 2 else f" (first 2 of {Z})"
+    fig = plots.latent_spaces(
+        [(f"PCA: principal components{dims}", codes["PCA"][:, :2], d.y_test),
+         (f"VAE: posterior means E[z|x]{dims}", codes["VAE"][:, :2], d.y_test)],
+        dataset=args.dataset, context=context)
+    fig.suptitle(f"The VAE as non-linear PCA: 2-D codes of the test set — {context}")
+    fig.axes[0].set_xlabel("principal component 1")
+    fig.axes[0].set_ylabel("principal component 2")
+    _, first = np.unique(d.y_test, return_index=True)  # one test image of each class
+    figures = {
+        "vae_vs_pca_embedding": fig,
+        "vae_vs_pca_reconstructions": reconstruction_figure(
+            d.x_test[first], {f"PCA ({errors['PCA']:.1f})": recons["PCA"][first],
+                              f"VAE ({errors['VAE']:.1f})": recons["VAE"][first]}, context),
+    }
+    for name, fig in figures.items():
+        print(f"wrote {plots.savefig(fig, f'{args.out}/{name}.png')}")
+    return errors
+
+
+if __name__ == "__main__":
+    _common.run(main, sys.argv[1:])

@@ -1,17 +1,316 @@
-"""The ``npvae`` command line.
+"""The ``npvae`` command line: train, evaluate, sample, plot, gradcheck.
 
-Every error a user can cause ends in a one-line message and exit code 2, never a traceback
-(``--verbose`` shows it).
+Every error a user can cause ends in a one-line message, ``npvae <command>: error: ...``, and
+exit code 2, never a traceback (``--verbose`` shows it). Ctrl-C during ``npvae train`` saves the
+state after the current step and exits with code 130, saying how to resume.
 """
 
 import argparse
+import math
 import sys
+from pathlib import Path
+
+import numpy as np
 
 from .errors import NpvaeError
 
 EXAMPLES = """examples:
+  npvae train --dataset fashion-mnist --epochs 10 --out runs/fashion
+  npvae train --dataset mnist --epochs 10 --latent-dim 20 --hidden 400 --likelihood bernoulli \\
+              --binarize dynamic --out runs/mnist
+  npvae train --resume runs/mnist --epochs 20     continue a stopped (or finished) run
+  npvae evaluate runs/mnist --k 5000              test ELBO, log p(x), active units, KL per dim
+  npvae sample runs/mnist --n 64 --out samples.png
+  npvae plot runs/mnist --out figures/            every figure that applies to a checkpoint
   npvae gradcheck                 prove every hand-written gradient against finite differences
 """
+
+TRAIN_EXAMPLES = """examples:
+  npvae train --dataset fashion-mnist --epochs 10 --out runs/fashion
+  npvae train --dataset mnist --hidden 512 256 --latent-dim 2 --out runs/mnist-2d
+  npvae train --hidden 0 --likelihood gaussian --binarize none --out runs/linear
+  npvae train --resume runs/fashion               after Ctrl-C: continue, bit for bit
+  npvae train --resume runs/fashion --epochs 30   train a finished run for longer
+
+The run folder (--out) receives checkpoint.npz (after every epoch, and on Ctrl-C),
+history.json (one record per epoch) and summary.json (the test numbers, also printed).
+Data: the train split, minus --val examples held out for validation; the test split for the
+summary. --hidden 0 (or --hidden with no sizes) gives a linear VAE.
+"""
+
+# The settings of a training run, with their defaults. They are stored in the checkpoint, so
+# that --resume continues with the same ones; only --epochs may change on resume.
+TRAIN_DEFAULTS = {
+    "dataset": "mnist", "epochs": 10, "batch_size": 128, "lr": 1e-3, "latent_dim": 20,
+    "hidden": [400], "likelihood": "bernoulli", "activation": "relu", "binarize": None,
+    "beta": 1.0, "warmup": 0.0, "objective": "elbo", "k": 1, "free_bits": 0.0, "seed": 0,
+    "val": 5000,
+}
+CHANGEABLE_ON_RESUME = ("epochs",)
+TEST_BINARIZE_SEED = 0  # the test set is binarized once, the same way for every run
+EVAL_SEED = 0  # the evaluation noise
+
+
+class UsageError(NpvaeError, ValueError):
+    """A bad combination of flags, or an output folder that cannot be written."""
+
+
+# --------------------------------------------------------------------------- flag types
+
+
+def _number(kind, test, what):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not (math.isfinite(value) and test(value)):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+    return parse
+
+
+positive_int = _number(int, lambda v: v > 0, "a positive integer")
+nonnegative_int = _number(int, lambda v: v >= 0, "an integer ≥ 0")
+positive_float = _number(float, lambda v: v > 0, "a positive number")
+nonnegative_float = _number(float, lambda v: v >= 0, "a number ≥ 0")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line: ``npvae train: error: ...``."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# --------------------------------------------------------------------------- train
+
+
+def _train_settings(args):
+    """The run's settings: the defaults (or, with --resume, the saved ones) and the flags."""
+    from . import checkpoint
+
+    given = {key: getattr(args, key) for key in TRAIN_DEFAULTS if getattr(args, key) is not None}
+    if "hidden" in given:
+        given["hidden"] = _hidden_sizes(given["hidden"])
+    if args.resume is None:
+        settings = {**TRAIN_DEFAULTS, **given}
+        if settings["binarize"] is None:
+            settings["binarize"] = "dynamic" if settings["likelihood"] == "bernoulli" else "none"
+        return settings, {}
+    resume = checkpoint.resolve(args.resume)  # the file, also when given its run folder
+    if args.out is not None and Path(args.out).resolve() != resume.parent.resolve():
+        raise UsageError(f"--resume {args.resume} continues in its own folder; drop "
+                         f"--out {args.out} (or copy the run folder there first).")
+    _, meta = checkpoint.load_with_metadata(resume)
+    saved = meta.get("args")
+    if not isinstance(saved, dict) or saved.keys() != TRAIN_DEFAULTS.keys():
+        raise UsageError(f"{meta['path']} was not written by npvae train, so its data and "
+                         f"settings are unknown; resume it from Python with "
+                         f"npvae.train(model, x, resume=...).")
+    changed = [f"--{key.replace('_', '-')} {_show(value)} (saved: {_show(saved[key])})"
+               for key, value in given.items()
+               if key not in CHANGEABLE_ON_RESUME and value != saved[key]]
+    if changed:
+        raise UsageError(f"--resume continues a run with its saved settings, but "
+                         f"{', '.join(changed)} differ; drop those flags, or start a new run "
+                         f"with another --out.")
+    return {**saved, **given}, meta
+
+
+def _show(value):
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _hidden_sizes(sizes):
+    """--hidden 400 / 512 256 / 0 or nothing (a linear VAE)."""
+    if sizes in ([], [0]):
+        return []
+    if any(h <= 0 for h in sizes):
+        raise UsageError(f"--hidden takes positive layer sizes, got {_show(sizes)}; use "
+                         f"--hidden 0 alone for a linear VAE.")
+    return list(sizes)
+
+
+def _out_dir(args, settings):
+    """The run folder, created and checked to be writable before any work is done."""
+    from . import checkpoint
+
+    if args.resume is not None:
+        out = checkpoint.resolve(args.resume).parent
+    else:
+        out = Path(args.out or Path("runs") / settings["dataset"])
+    if args.resume is None and (out / checkpoint.FILENAME).exists() and not args.overwrite:
+        raise UsageError(f"{out} already holds a run (checkpoint.npz); continue it with "
+                         f"--resume {out}, choose another --out, or pass --overwrite.")
+    probe = out / ".npvae-write-test"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write to the output folder {out} "
+                         f"({exc.strerror or exc}); choose another --out.") from exc
+    return out
+
+
+def _training_data(settings, data_dir):
+    """(x_train, x_val or None) as ``train`` gets them, from the seeded split of the train split."""
+    from . import data
+
+    x, y = data.load_dataset(settings["dataset"], "train", data_dir=data_dir)
+    if settings["val"] >= len(x):
+        raise UsageError(f"--val {settings['val']} leaves no training examples: the "
+                         f"{settings['dataset']} train split has {len(x)}; pass a smaller --val.")
+    split_seed, binarize_seed = np.random.SeedSequence([settings["seed"], 1]).spawn(2)
+    x_train, _, x_val, _ = data.train_val_split(x, y, settings["val"],
+                                                np.random.default_rng(split_seed))
+    if settings["binarize"] == "static":
+        rng = np.random.default_rng(binarize_seed)
+        x_train, x_val = data.binarize(x_train, rng), data.binarize(x_val, rng)
+    return x_train, (x_val if settings["val"] else None)
+
+
+def _test_data(dataset, binarize, data_dir, n=None):
+    """The first ``n`` test images (all if None), binarized once with a fixed seed unless the
+    run used no binarization."""
+    from . import data
+
+    x, _ = data.load_dataset(dataset, "test", data_dir=data_dir)
+    x = x[:n]
+    if binarize not in (None, "none"):
+        x = data.binarize(x, np.random.default_rng(TEST_BINARIZE_SEED))
+    return x
+
+
+def cmd_train(args):
+    from . import checkpoint, evaluate
+    from .train import train
+    from .vae import VAE
+
+    settings, meta = _train_settings(args)
+    out = _out_dir(args, settings)
+    data_dir = args.data_dir or meta.get("data_dir")
+    x_train, x_val = _training_data(settings, data_dir)
+    model = VAE(x_train.shape[1], settings["hidden"], settings["latent_dim"],
+                settings["likelihood"], settings["activation"],
+                seed=np.random.default_rng(np.random.SeedSequence([settings["seed"], 0])))
+    verbose = not args.quiet
+    if verbose:
+        dims = "-".join(map(str, [model.input_dim, *settings["hidden"], model.latent_dim]))
+        print(f"{settings['dataset']}: {len(x_train)} training, "
+              f"{0 if x_val is None else len(x_val)} validation examples; model {dims}, "
+              f"{settings['likelihood']}; run folder {out}", flush=True)
+    history = train(
+        model, x_train, epochs=settings["epochs"], batch_size=settings["batch_size"],
+        lr=settings["lr"], x_val=x_val, beta=settings["beta"], warmup_epochs=settings["warmup"],
+        binarize=None if settings["binarize"] in ("static", "none") else settings["binarize"],
+        objective=settings["objective"], k=settings["k"], free_bits=settings["free_bits"],
+        resume=meta["path"] if args.resume else None, out_dir=out, verbose=verbose,
+        val_seed=settings["seed"],
+        extra={"dataset": settings["dataset"], "data_dir": data_dir, "args": settings})
+
+    x_test = _test_data(settings["dataset"], settings["binarize"], data_dir)
+    rng = np.random.default_rng(EVAL_SEED)
+    if args.eval_k:
+        test = evaluate.evaluate(model, x_test, k=args.eval_k, rng=rng)
+    else:
+        test = {"n": len(x_test), **evaluate.elbo(model, x_test, rng=rng)}
+    seconds = [r["seconds"] for r in history]
+    summary = {"dataset": settings["dataset"], "epochs": len(history),
+               "seconds_per_epoch": float(np.mean(seconds)) if seconds else None,
+               "examples_per_s": (float(np.mean([r["examples_per_s"] for r in history]))
+                                  if history else None),
+               "config": model.config.to_dict(), "settings": settings, "test": test}
+    checkpoint.save_json(out / "summary.json", summary)
+    print(_summary_text(summary, out))
+    return 0
+
+
+def _summary_text(s, out):
+    t = s["test"]
+    lines = []
+    if s["epochs"]:
+        lines.append(f"trained {s['epochs']} epochs on {s['dataset']}: "
+                     f"{s['seconds_per_epoch']:.1f} s per epoch, "
+                     f"{s['examples_per_s']:.0f} examples/s")
+    lines.append(f"test ELBO      {t['elbo']:9.2f} nats per example (recon {t['recon']:.2f}, "
+                 f"KL {t['kl']:.2f}; {t['n']} test examples)")
+    if "log_likelihood" in t:
+        lines.append(f"test log p(x) ≥ {t['log_likelihood']:8.2f} nats (IWAE bound, "
+                     f"k = {t['k']}; npvae evaluate {out} --k 5000 for the full estimate)")
+    lines.append(f"wrote {out / 'checkpoint.npz'}, history.json, summary.json")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- evaluate, sample
+
+
+def _load(path):
+    """(model, metadata) of a checkpoint file or run folder."""
+    from . import checkpoint
+
+    return checkpoint.load_with_metadata(path)
+
+
+def cmd_evaluate(args):
+    from . import evaluate
+
+    model, meta = _load(args.checkpoint)
+    run = meta.get("args") or {}
+    dataset = args.dataset or meta.get("dataset") or "mnist"
+    binarize = run.get("binarize", "none") if args.binarize is None else args.binarize
+    x = _test_data(dataset, binarize, args.data_dir or meta.get("data_dir"), args.n)
+    result = evaluate.evaluate(model, x, k=args.k, rng=np.random.default_rng(args.seed),
+                               batch_size=args.batch_size)
+    c = model.config
+    dims = "-".join(map(str, [c.input_dim, *c.hidden_dims, c.latent_dim]))
+    epochs = len(meta.get("history") or [])
+    kl = result["kl_per_dim"]
+    rows = [
+        ("checkpoint", f"{meta['path']} ({dims}, {c.likelihood}, {c.activation}; "
+                       f"{epochs} epochs)"),
+        ("data", f"{dataset} test, {result['n']} examples"
+                 + ("" if binarize in (None, "none") else ", binarized")),
+        ("ELBO", f"{result['elbo']:.2f} nats  (recon {result['recon']:.2f}, "
+                 f"KL {result['kl']:.2f})"),
+        ("log p(x)", f"{result['log_likelihood']:.2f} ± {result['log_likelihood_se']:.2f} "
+                     f"nats  (IWAE, k = {result['k']}; ± one standard error)"),
+        ("active units", f"{result['active_units']} of {len(kl)}  "
+                         f"(Var_x E[z|x] > {evaluate.ACTIVE_THRESHOLD})"),
+        ("KL per dim", "  ".join(f"{v:.2f}" for v in kl)),
+    ]
+    print("\n".join(f"{name:13s} {text}" for name, text in rows))
+    return 0
+
+
+def cmd_sample(args):
+    from . import plots
+
+    model, meta = _load(args.checkpoint)
+    if int(math.isqrt(model.input_dim)) ** 2 != model.input_dim:
+        raise UsageError(f"this model's inputs have {model.input_dim} values, not a square "
+                         f"image; sample from it in Python with model.sample(n).")
+    context = plots.run_label(meta.get("dataset"), len(meta.get("history") or []) or None,
+                              model.latent_dim)
+    fig = plots.prior_samples(model, args.n, ncols=args.ncols or math.ceil(math.sqrt(args.n)),
+                              rng=np.random.default_rng(args.seed), context=context)
+    try:
+        path = plots.savefig(fig, args.out)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out} ({exc.strerror or exc}); choose another "
+                         f"--out.") from exc
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_plot(args):
+    from . import plots
+
+    written = plots.plot_checkpoint(args.checkpoint, args.out, dataset=args.dataset,
+                                    data_dir=args.data_dir, seed=args.seed)
+    print("\n".join(f"wrote {p}" for p in written))
+    return 0
 
 
 def cmd_gradcheck(args):
@@ -22,31 +321,155 @@ def cmd_gradcheck(args):
     return 0 if all(c.ok for _, cs in sections for c in cs) else 1
 
 
+# --------------------------------------------------------------------------- the parser
+
+
+def _add_verbose(p):
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="show the traceback of an error")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    from .data import DATASETS
+    from .layers import ACTIVATIONS
+    from .vae import LIKELIHOODS, OBJECTIVES
+
+    parser = _Parser(
         prog="npvae", description="A variational autoencoder in NumPy, gradients by hand.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    d = TRAIN_DEFAULTS
+
+    p = sub.add_parser("train", help="train a VAE on MNIST or Fashion-MNIST",
+                       description="Train a VAE with Adam on the negative ELBO, checkpointing "
+                                   "after every epoch, then report the test ELBO and an IWAE "
+                                   "log-likelihood bound.",
+                       epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", choices=DATASETS, help=f"(default: {d['dataset']})")
+    g.add_argument("--data-dir", metavar="DIR",
+                   help="folder holding the IDX files (default: $NPVAE_DATA_DIR, the user "
+                        "cache, /usr/share/datasets, else download)")
+    g.add_argument("--val", type=nonnegative_int, metavar="N",
+                   help=f"training examples held out for validation, 0 for none "
+                        f"(default: {d['val']})")
+    g.add_argument("--binarize", choices=["dynamic", "static", "none"],
+                   help="binary pixels drawn afresh each epoch, once, or not at all (default: "
+                        "dynamic for a bernoulli likelihood, else none)")
+    g = p.add_argument_group("model")
+    g.add_argument("--hidden", type=nonnegative_int, nargs="*", metavar="H",
+                   help=f"hidden layer sizes of the encoder, mirrored by the decoder; 0 or none "
+                        f"for a linear VAE (default: {_show(d['hidden'])})")
+    g.add_argument("--latent-dim", type=positive_int, metavar="Z",
+                   help=f"(default: {d['latent_dim']})")
+    g.add_argument("--likelihood", choices=LIKELIHOODS, help=f"(default: {d['likelihood']})")
+    g.add_argument("--activation", choices=sorted(ACTIVATIONS),
+                   help=f"(default: {d['activation']})")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=positive_int,
+                   help=f"total epochs; with --resume, train until this many (default: "
+                        f"{d['epochs']})")
+    g.add_argument("--batch-size", type=positive_int, help=f"(default: {d['batch_size']})")
+    g.add_argument("--lr", type=positive_float, help=f"Adam's learning rate (default: {d['lr']})")
+    g.add_argument("--beta", type=nonnegative_float, help=f"KL weight (default: {d['beta']})")
+    g.add_argument("--warmup", type=nonnegative_float, metavar="EPOCHS",
+                   help="raise the KL weight linearly from 0 over this many epochs, step by "
+                        "step (default: 0, no warm-up)")
+    g.add_argument("--objective", choices=OBJECTIVES, help=f"(default: {d['objective']})")
+    g.add_argument("--k", type=positive_int,
+                   help=f"samples per example in the objective (default: {d['k']})")
+    g.add_argument("--free-bits", type=nonnegative_float, metavar="NATS",
+                   help="floor on the KL of each latent dimension (default: 0)")
+    g.add_argument("--seed", type=nonnegative_int,
+                   help=f"seeds the split, the initialisation and training (default: {d['seed']})")
+    g = p.add_argument_group("run")
+    g.add_argument("--out", metavar="DIR", help="run folder (default: runs/DATASET)")
+    g.add_argument("--resume", metavar="DIR",
+                   help="continue the run in DIR with its saved settings, bit for bit")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start afresh even if --out already holds a run")
+    g.add_argument("--eval-k", type=nonnegative_int, default=50, metavar="K",
+                   help="importance samples for the test log-likelihood in the summary; 0 "
+                        "skips it (default: 50; npvae evaluate --k 5000 for the full estimate)")
+    g.add_argument("--quiet", action="store_true", help="print only the summary")
+    _add_verbose(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="test ELBO, IWAE log-likelihood, active units",
+                       description="Evaluate a checkpoint on the test split: the ELBO (recon "
+                                   "and KL), the importance-weighted log-likelihood, the active "
+                                   "units and the KL of each latent dimension.")
+    p.add_argument("checkpoint", help="a checkpoint .npz, or a run folder holding checkpoint.npz")
+    p.add_argument("--k", type=positive_int, default=5000,
+                   help="importance samples per example (default: 5000)")
+    p.add_argument("--dataset", choices=DATASETS, help="(default: the one it was trained on)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding the IDX files")
+    p.add_argument("--n", type=positive_int, help="use the first N test examples (default: all)")
+    p.add_argument("--binarize", choices=["dynamic", "static", "none"],
+                   help="binarize the test images (once, fixed seed) unless 'none' (default: "
+                        "as in training)")
+    p.add_argument("--batch-size", type=positive_int, help="examples per chunk (default: auto)")
+    p.add_argument("--seed", type=nonnegative_int, default=EVAL_SEED,
+                   help="seeds the noise (default: 0)")
+    _add_verbose(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("sample", help="a PNG grid of samples from the prior",
+                       description="Decode n draws z ~ N(0, I) and save them as a greyscale grid.")
+    p.add_argument("checkpoint", help="a checkpoint .npz, or a run folder holding checkpoint.npz")
+    p.add_argument("--n", type=positive_int, default=64, help="number of samples (default: 64)")
+    p.add_argument("--ncols", type=positive_int, help="images per row (default: about √n)")
+    p.add_argument("--out", default="samples.png", help="PNG file (default: samples.png)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seeds the draws (default: 0)")
+    _add_verbose(p)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("plot", help="every figure that applies to a checkpoint",
+                       description="Draw the samples, training curves, reconstructions, KL per "
+                                   "dimension and interpolations (and, for Z = 2, the latent "
+                                   "scatter and manifold) of a checkpoint, as PNGs.")
+    p.add_argument("checkpoint", help="a checkpoint .npz, or a run folder holding checkpoint.npz")
+    p.add_argument("--out", default="figures", help="folder for the PNGs (default: figures)")
+    p.add_argument("--dataset", choices=DATASETS, help="(default: the one it was trained on)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding the IDX files")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seeds the draws (default: 0)")
+    _add_verbose(p)
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("gradcheck", help="print the gradient-check table",
                        description="Check every primitive and every parameter of small VAEs "
                                    "(each likelihood) against centred finite differences, "
                                    "in float64.")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    _add_verbose(p)
     p.set_defaults(func=cmd_gradcheck)
     return parser
 
 
+def _one_line(err):
+    """The message of an error on one line (multi-line help texts are joined)."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def main(argv=None):
+    from .train import TrainingInterrupted
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except TrainingInterrupted as stop:
+        where = (f"epoch {stop.epochs_done + 1}, step {stop.step} of {stop.steps}" if stop.step
+                 else f"the end of epoch {stop.epochs_done}")
+        folder = stop.checkpoint.parent if stop.checkpoint else None
+        print(f"npvae {args.command}: interrupted at {where}; saved {stop.checkpoint}. Resume "
+              f"with: npvae train --resume {folder}", file=sys.stderr)
+        return 130
     except (NpvaeError, ValueError, TypeError, OSError) as err:
         if args.verbose:
             raise
-        print(f"npvae {args.command}: error: {err}", file=sys.stderr)
+        print(f"npvae {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"npvae {args.command}: interrupted", file=sys.stderr)

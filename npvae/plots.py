@@ -1,0 +1,499 @@
+"""Figures of what a VAE learns, drawn with matplotlib's Agg backend (no display needed).
+
+Every figure function returns a ``matplotlib.figure.Figure``; ``savefig(fig, path)`` writes it
+as a PNG (creating the folder) and closes it. All figures share one style (``STYLE``, applied
+by ``style()``): labelled axes, greyscale images without interpolation blur, and a title that
+ends with the run's context, e.g. ``run_label("fashion-mnist", 20, 20)`` ->
+"Fashion-MNIST · 20 epochs · Z = 20".
+
+``plot_checkpoint(path, out_dir)`` draws every figure that applies to a trained checkpoint.
+
+Shapes: N images, D = 784 pixels, Z latent dimensions, P pairs, T interpolation steps.
+"""
+
+import contextlib
+import functools
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+from matplotlib.patches import Circle  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.stats import norm  # noqa: E402
+
+__all__ = [
+    "STYLE", "style", "savefig", "run_label", "tile", "lerp", "slerp",
+    "image_grid", "reconstructions", "prior_samples", "loss_curves", "kl_bars",
+    "latent_scatter", "manifold", "interpolations", "latent_spaces", "linear_vae_vs_pca",
+    "beta_tradeoff", "plot_checkpoint",
+]
+
+STYLE = {
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "figure.titlesize": 11,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "lines.linewidth": 1.6,
+    "image.cmap": "gray",
+    "image.interpolation": "nearest",
+    "figure.constrained_layout.use": True,
+}
+
+DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+CLASS_NAMES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"],
+}
+
+
+@contextlib.contextmanager
+def style():
+    """Apply the npvae figure style (``STYLE``) inside a ``with`` block."""
+    with matplotlib.rc_context(STYLE):
+        yield
+
+
+def _styled(make_figure):
+    """Decorator: build the figure inside ``style()``."""
+    @functools.wraps(make_figure)
+    def wrapper(*args, **kwargs):
+        with style():
+            return make_figure(*args, **kwargs)
+    return wrapper
+
+
+def savefig(fig, path, dpi=100):
+    """Write ``fig`` to ``path`` (PNG by its suffix), creating the folder; close the figure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with style():
+        fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def run_label(dataset=None, epochs=None, latent_dim=None):
+    """The context that ends every title: "Fashion-MNIST · 20 epochs · Z = 20"."""
+    parts = []
+    if dataset:
+        parts.append(DATASET_NAMES.get(dataset, dataset))
+    if epochs is not None:
+        parts.append(f"{epochs} epoch{'s' if epochs != 1 else ''}")
+    if latent_dim is not None:
+        parts.append(f"Z = {latent_dim}")
+    return " · ".join(parts)
+
+
+def _title(what, context):
+    return f"{what} — {context}" if context else what
+
+
+# --- arrays to pictures --------------------------------------------------------------------
+
+
+def tile(images, ncols, pad=1, pad_value=1.0):
+    """Arrange square images in a grid, row by row, ``pad`` pixels apart.
+
+    images : (N, D), D = s²  ->  (R·(s+pad) - pad, ncols·(s+pad) - pad), R = ⌈N / ncols⌉ rows.
+    Cells past N are left at ``pad_value``.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    n, D = images.shape
+    side = math.isqrt(D)
+    if side * side != D:
+        raise ValueError(f"images of {D} pixels are not square; expected D = s² (e.g. 784).")
+    nrows = -(-n // ncols)
+    cell = side + pad
+    canvas = np.full((nrows * ncols, cell, cell), pad_value)  # (rows·cols, s+pad, s+pad)
+    canvas[:n, :side, :side] = images.reshape(n, side, side)
+    canvas = canvas.reshape(nrows, ncols, cell, cell).transpose(0, 2, 1, 3)  # (rows, s, cols, s)
+    canvas = canvas.reshape(nrows * cell, ncols * cell)
+    return canvas[: nrows * cell - pad, : ncols * cell - pad]
+
+
+def _show(ax, canvas):
+    """Greyscale, no interpolation, pixel values clipped to [0, 1], no ticks or grid."""
+    ax.imshow(np.clip(canvas, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def lerp(a, b, t):
+    """Linear interpolation (1 - t) a + t b.  a, b : (P, Z), t : (T,)  ->  (P, T, Z)."""
+    t = np.asarray(t, dtype=a.dtype)[None, :, None]  # (1, T, 1)
+    return (1 - t) * a[:, None] + t * b[:, None]
+
+
+def slerp(a, b, t):
+    """Spherical interpolation (Shoemake 1985), along the great circle from a to b.
+
+    slerp(a, b; t) = [sin((1-t)Ω) a + sin(tΩ) b] / sin Ω,  cos Ω = a·b / (|a| |b|).
+    Gaussian mass lies near a sphere, so this path stays where the prior puts its mass, while
+    the straight line cuts through the low-norm interior. Where Ω ≈ 0 it is the linear path.
+
+    a, b : (P, Z), t : (T,)  ->  (P, T, Z).
+    """
+    t = np.asarray(t, dtype=a.dtype)[None, :, None]  # (1, T, 1)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)  # (P,)
+    cos = np.sum(a * b, axis=1) / np.maximum(na * nb, np.finfo(a.dtype).tiny)
+    omega = np.arccos(np.clip(cos, -1, 1))[:, None, None]  # (P, 1, 1)
+    small = omega < 1e-4
+    sin_omega = np.where(small, 1, np.sin(omega))
+    wa = np.where(small, 1 - t, np.sin((1 - t) * omega) / sin_omega)  # (P, T, 1)
+    wb = np.where(small, t, np.sin(t * omega) / sin_omega)
+    return wa * a[:, None] + wb * b[:, None]
+
+
+# --- image figures -------------------------------------------------------------------------
+
+
+@_styled
+def image_grid(images, ncols=10, title="Images", context=""):
+    """A grid of images, N of them, ``ncols`` per row. images : (N, D) in [0, 1]."""
+    nrows = -(-len(images) // ncols)
+    fig, ax = plt.subplots(figsize=(0.55 * ncols + 0.4, 0.55 * nrows + 0.7))
+    _show(ax, tile(images, ncols))
+    ax.set_title(_title(title, context))
+    return fig
+
+
+@_styled
+def reconstructions(model, x, ncols=10, context=""):
+    """Inputs above, their reconstructions decode(mu(x)) below, in bands of ``ncols``.
+
+    x : (N, D), N a multiple of ``ncols`` gives full bands.
+    """
+    recon = model.reconstruct(x)  # (N, D)
+    n_bands = -(-len(x) // ncols)
+    fig, axes = plt.subplots(2 * n_bands, 1, figsize=(0.55 * ncols + 1.3, 1.25 * n_bands + 0.6),
+                             squeeze=False)
+    for band in range(n_bands):
+        rows = slice(band * ncols, (band + 1) * ncols)
+        for ax, images, label in [(axes[2 * band, 0], x[rows], "input"),
+                                  (axes[2 * band + 1, 0], recon[rows], "reconstruction")]:
+            _show(ax, tile(images, ncols))
+            ax.set_ylabel(label, rotation=0, ha="right", va="center")
+    fig.suptitle(_title("Reconstructions", context))
+    return fig
+
+
+@_styled
+def prior_samples(model, n=100, ncols=10, rng=None, context=""):
+    """Decoded means of n draws z ~ N(0, I) from the prior."""
+    images = model.sample(n, rng=rng)  # (n, D)
+    nrows = -(-n // ncols)
+    fig, ax = plt.subplots(figsize=(0.55 * ncols + 0.4, 0.55 * nrows + 0.7))
+    _show(ax, tile(images, ncols))
+    ax.set_title(_title("Samples from the prior", context))
+    ax.set_xlabel("mean of p(x | z),  z ~ N(0, I)")
+    return fig
+
+
+@_styled
+def manifold(model, n=20, context=""):
+    """The learned 2-D manifold: decoded means on an n × n grid of z (Kingma & Welling, fig. 4).
+
+    The grid is evenly spaced in probability: z = Φ⁻¹(u) for u evenly spaced in [0.05, 0.95],
+    Φ the standard normal CDF, so each cell covers an equal share of the prior's mass.
+    """
+    if model.latent_dim != 2:
+        raise ValueError(f"the manifold figure needs latent_dim = 2, got {model.latent_dim}.")
+    values = norm.ppf(np.linspace(0.05, 0.95, n))  # (n,)
+    z1, z2 = np.meshgrid(values, values[::-1])  # top row = largest z2, as on a y axis
+    z = np.stack([z1.ravel(), z2.ravel()], axis=1)  # (n², 2), row by row
+    images = model.decode(z.astype(model.dtype))  # (n², D)
+    side = math.isqrt(images.shape[1])
+    fig, ax = plt.subplots(figsize=(7.2, 7.6))
+    _show(ax, tile(images, n))
+    centres = np.arange(n) * (side + 1) + side / 2
+    every = max(1, n // 5)
+    ax.set_xticks(centres[::every], [f"{v:.2f}" for v in values[::every]])
+    ax.set_yticks(centres[::every], [f"{v:.2f}" for v in values[::-1][::every]])
+    ax.set_xlabel("z₁  (spaced by the inverse normal CDF)")
+    ax.set_ylabel("z₂")
+    ax.set_title(_title("The learned 2-D manifold", context))
+    return fig
+
+
+@_styled
+def interpolations(model, x_a, x_b, steps=10, context=""):
+    """Decoded paths between the posterior means of pairs of images, linear and spherical.
+
+    Each pair gives two rows, [x_a, decode(path(t)) for t in [0, 1], x_b]: the straight line
+    (lerp) and the great circle (slerp) between mu(x_a) and mu(x_b).
+    x_a, x_b : (P, D).
+    """
+    mu_a, _ = model.encode(x_a)  # (P, Z)
+    mu_b, _ = model.encode(x_b)
+    t = np.linspace(0, 1, steps)  # (T,)
+    P = len(x_a)
+    fig, axes = plt.subplots(2 * P, 1, figsize=(0.55 * (steps + 2) + 1.1, 1.05 * P + 0.8),
+                             squeeze=False)
+    for name, path_fn, offset in [("linear", lerp, 0), ("spherical", slerp, 1)]:
+        path = path_fn(mu_a, mu_b, t)  # (P, T, Z)
+        decoded = model.decode(path.reshape(P * steps, -1)).reshape(P, steps, -1)  # (P, T, D)
+        rows = np.concatenate([x_a[:, None], decoded, x_b[:, None]], axis=1)  # (P, T+2, D)
+        for p in range(P):
+            ax = axes[2 * p + offset, 0]
+            _show(ax, tile(rows[p], steps + 2))
+            ax.set_ylabel(name, rotation=0, ha="right", va="center")
+    axes[-1, 0].set_xlabel("input a  ·  decoded path from mu(a) to mu(b)  ·  input b")
+    fig.suptitle(_title("Latent interpolation", context))
+    return fig
+
+
+# --- curves and bars -----------------------------------------------------------------------
+
+
+@_styled
+def loss_curves(history, context=""):
+    """Per-epoch train and validation -ELBO, reconstruction and KL, in nats per example.
+
+    The -ELBO is recon + KL (not the beta-weighted loss, so runs with warm-up compare).
+    history : list of dicts with "epoch", "recon", "kl" and optionally "val_recon", "val_kl".
+    """
+    epoch = np.array([h["epoch"] for h in history])
+    has_val = all("val_recon" in h for h in history)
+    series = {}
+    for prefix in [""] + (["val_"] if has_val else []):
+        recon = np.array([h[prefix + "recon"] for h in history], dtype=float)
+        kl = np.array([h[prefix + "kl"] for h in history], dtype=float)
+        series[prefix] = {"−ELBO": recon + kl, "reconstruction": recon, "KL": kl}
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.1))
+    for ax, key in zip(axes, ["−ELBO", "reconstruction", "KL"]):
+        ax.plot(epoch, series[""][key], "o-", ms=3, label="train")
+        if has_val:
+            ax.plot(epoch, series["val_"][key], "s--", ms=3, label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{key} (nats)")
+        ax.set_title(key)
+        ax.legend()
+    fig.suptitle(_title("Training curves", context))
+    return fig
+
+
+@_styled
+def kl_bars(kl, context=""):
+    """The KL of each latent dimension, averaged over the data. kl : (Z,) in nats."""
+    kl = np.asarray(kl, dtype=float)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.3 * len(kl) + 1.5), 3.0))
+    ax.bar(np.arange(len(kl)), kl, color="C0")
+    ax.set_xticks(np.arange(len(kl)))
+    ax.set_xlabel("latent dimension")
+    ax.set_ylabel("KL(q(z_j | x) ‖ N(0, 1)) (nats)")
+    ax.set_title(_title(f"KL per latent dimension (total {kl.sum():.1f} nats)", context))
+    ax.grid(axis="x", visible=False)
+    return fig
+
+
+# --- latent spaces -------------------------------------------------------------------------
+
+
+def _scatter(ax, mu, labels, class_names, legend=True):
+    """Posterior means coloured by label on ``ax``, one colour per class, over the prior's
+    1σ and 2σ circles (dashed)."""
+    classes = np.unique(labels)
+    for c in classes:
+        keep = labels == c
+        name = class_names[c] if class_names is not None and c < len(class_names) else str(c)
+        ax.scatter(mu[keep, 0], mu[keep, 1], s=2, alpha=0.6, color=plt.cm.tab10(int(c) % 10),
+                   label=name, rasterized=True)
+    # The prior N(0, I): circles holding 39% and 86% of its mass; the view always shows ±3.
+    for radius in (1, 2):
+        ax.add_patch(Circle((0, 0), radius, fill=False, ls="--", lw=0.8, color="0.4"))
+    ax.update_datalim([(-3, -3), (3, 3)])
+    ax.autoscale_view()
+    ax.set_xlabel("mean of z₁")
+    ax.set_ylabel("mean of z₂")
+    ax.set_aspect("equal", adjustable="datalim")
+    if legend:
+        ax.legend(markerscale=5, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="label")
+
+
+@_styled
+def latent_scatter(mu, labels, dataset=None, context=""):
+    """Posterior means of 2-D latents, coloured by label, with a legend. mu : (N, 2)."""
+    mu = np.asarray(mu)
+    if mu.ndim != 2 or mu.shape[1] != 2:
+        raise ValueError(f"the scatter needs 2-D posterior means, got shape {mu.shape}.")
+    fig, ax = plt.subplots(figsize=(6.4, 5.0))
+    _scatter(ax, mu, np.asarray(labels), CLASS_NAMES.get(dataset))
+    ax.set_title(_title("Posterior means of the test set (dashed: prior 1σ, 2σ)", context))
+    return fig
+
+
+@_styled
+def latent_spaces(panels, dataset=None, context=""):
+    """Side-by-side 2-D scatters. panels : list of (title, mu (N, 2), labels (N,))."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1.4, 3.9),
+                             squeeze=False)
+    for i, (ax, (name, mu, labels)) in enumerate(zip(axes[0], panels)):
+        _scatter(ax, np.asarray(mu), np.asarray(labels), CLASS_NAMES.get(dataset),
+                 legend=i == len(panels) - 1)
+        ax.set_title(name)
+    fig.suptitle(_title("Posterior means of the test set (dashed: the prior's 1σ and 2σ "
+                        "circles)", context))
+    return fig
+
+
+# --- comparisons ---------------------------------------------------------------------------
+
+
+@_styled
+def linear_vae_vs_pca(angles, history, ppca_ll, angles_init=None, context=""):
+    """Left: principal angles between the decoder's columns and the top PCA subspace.
+    Right: the ELBO per epoch against the PPCA maximum log-likelihood.
+
+    angles : (Z,) degrees after training; angles_init : (Z,) degrees at initialisation.
+    history : list of dicts with "epoch", "recon", "kl" (train) and optionally "val_*".
+    ppca_ll : float, the PPCA maximum log-likelihood per example (nats).
+    """
+    angles = np.asarray(angles, dtype=float)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.5, 3.4))
+    idx = np.arange(1, len(angles) + 1)
+    if angles_init is not None:
+        ax1.bar(idx - 0.2, angles_init, width=0.4, color="0.7", label="at initialisation")
+        ax1.bar(idx + 0.2, angles, width=0.4, color="C0", label="after training")
+        ax1.legend()
+    else:
+        ax1.bar(idx, angles, color="C0")
+    ax1.set_xticks(idx)
+    ax1.set_xlabel("principal angle index")
+    ax1.set_ylabel("angle (degrees)")
+    ax1.set_ylim(0, 90)
+    ax1.set_title("decoder column space vs top-Z PCA subspace")
+    ax1.grid(axis="x", visible=False)
+
+    epoch = np.array([h["epoch"] for h in history])
+    elbo = -np.array([h["recon"] + h["kl"] for h in history])
+    ax2.plot(epoch, elbo, "o-", ms=3, label="linear VAE ELBO (train)")
+    if all("val_recon" in h for h in history):
+        val = -np.array([h["val_recon"] + h["val_kl"] for h in history])
+        ax2.plot(epoch, val, "s--", ms=3, label="linear VAE ELBO (validation)")
+    ax2.axhline(ppca_ll, color="k", ls=":", label="PPCA max log-likelihood")
+    lo = min(ppca_ll, float(np.min(elbo[len(elbo) // 4:])))
+    span = abs(ppca_ll - lo) + 0.02 * abs(ppca_ll) + 1e-9
+    ax2.set_ylim(lo - 0.3 * span, ppca_ll + 0.5 * span)
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("nats per example")
+    ax2.set_title("ELBO vs PPCA optimum")
+    ax2.legend(loc="lower right")
+    fig.suptitle(_title("Linear VAE = probabilistic PCA", context))
+    return fig
+
+
+@_styled
+def beta_tradeoff(betas, recon, kl, samples=None, context=""):
+    """Reconstruction against KL as beta varies (a rate–distortion curve).
+
+    betas, recon, kl : (K,) sequences, recon and KL in nats per example (test set).
+    samples : optional list of K arrays (n, D), prior samples of each model, drawn as rows.
+    """
+    betas, recon, kl = (np.asarray(a, dtype=float) for a in (betas, recon, kl))
+    ncols = 2 if samples is not None else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(5.2 * ncols, 4.0), squeeze=False,
+                             width_ratios=[1] * ncols)
+    ax = axes[0, 0]
+    ax.plot(kl, recon, "o-", color="C0")
+    for b, k, r in zip(betas, kl, recon):
+        ax.annotate(f"β = {b:g}", (k, r), textcoords="offset points", xytext=(6, 4))
+    # Lines of constant -ELBO = recon + KL (for beta = 1) run at -45°.
+    lo, hi = float(np.min(recon + kl)), float(np.max(recon + kl))
+    ks = np.linspace(0, kl.max() * 1.1 + 1e-9, 2)
+    for level in np.linspace(lo, hi, 3):
+        ax.plot(ks, level - ks, color="0.75", lw=0.8, ls="--", zorder=0)
+    ax.set_xlim(-0.03 * kl.max() - 0.5, kl.max() * 1.15 + 0.5)
+    ax.set_ylim(recon.min() - 0.1 * np.ptp(recon) - 1, recon.max() + 0.1 * np.ptp(recon) + 1)
+    ax.set_xlabel("KL(q(z|x) ‖ p(z))  — rate (nats)")
+    ax.set_ylabel("−log p(x|z)  — distortion (nats)")
+    ax.set_title("reconstruction vs KL (dashed: equal −ELBO)")
+    if samples is not None:
+        ax = axes[0, 1]
+        n = len(samples[0])
+        _show(ax, tile(np.concatenate(samples), n))
+        side = math.isqrt(samples[0].shape[1])
+        ax.set_yticks(np.arange(len(betas)) * (side + 1) + side / 2,
+                      [f"β = {b:g}" for b in betas])
+        ax.set_title("samples from the prior")
+    fig.suptitle(_title("The β trade-off", context))
+    return fig
+
+
+# --- everything from a checkpoint ----------------------------------------------------------
+
+
+def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, seed=0):
+    """Draw every figure that applies to a trained checkpoint, without retraining.
+
+    Always: prior samples, the training curves if the checkpoint holds a history, and for a
+    2-D latent space the manifold. With data (``dataset``, else the one recorded in the
+    checkpoint by ``npvae train`` or the demos): reconstructions, the KL per dimension,
+    interpolations, and for a 2-D latent space the scatter of posterior means, on ``n_eval``
+    random test images. The KL is measured on binarized images if the run binarized its data.
+
+    Parameters
+    ----------
+    path : a checkpoint .npz, or a run folder holding checkpoint.npz.
+    out_dir : folder for the PNGs (created if needed).
+    dataset : "mnist" or "fashion-mnist", or None for the recorded one.
+    data_dir : folder of the IDX files, or None for the recorded one (then the usual search).
+    seed : seeds the prior draws, the choice of test images and their binarization.
+
+    Returns
+    -------
+    list of the Paths written.
+    """
+    from . import checkpoint
+    from . import data as npdata
+    from .evaluate import kl_per_dimension
+
+    model, meta = checkpoint.load_with_metadata(path)
+    history = meta.get("history") or []
+    run = meta.get("args") or {}
+    dataset = dataset or meta.get("dataset")
+    data_dir = data_dir or meta.get("data_dir")
+    context = run_label(dataset, len(history) or None, model.latent_dim)
+    seeds = np.random.SeedSequence(seed).spawn(3)
+    out = Path(out_dir)
+    written = [savefig(prior_samples(model, 100, rng=np.random.default_rng(seeds[0]),
+                                     context=context), out / "samples.png")]
+    if history:
+        written.append(savefig(loss_curves(history, context), out / "loss_curves.png"))
+    if model.latent_dim == 2:
+        written.append(savefig(manifold(model, context=context), out / "manifold.png"))
+    if dataset is None or model.input_dim != 784:
+        return written
+
+    x, labels = npdata.load_dataset(dataset, "test", data_dir=data_dir, dtype=model.dtype)
+    pick = np.random.default_rng(seeds[1]).permutation(len(x))[:n_eval]
+    x, labels = x[pick], labels[pick]  # (n_eval, D), (n_eval,)
+    binarized = meta.get("binarize", run.get("binarize")) in ("dynamic", "static")
+    x_kl = npdata.binarize(x, np.random.default_rng(seeds[2])) if binarized else x
+    written.append(savefig(reconstructions(model, x[:20], context=context),
+                           out / "reconstructions.png"))
+    written.append(savefig(kl_bars(kl_per_dimension(model, x_kl), context),
+                           out / "kl_per_dim.png"))
+    pairs = min(4, len(x) // 2)
+    written.append(savefig(interpolations(model, x[:pairs], x[pairs:2 * pairs], context=context),
+                           out / "interpolation.png"))
+    if model.latent_dim == 2:
+        mu, _ = model.encode(x)
+        written.append(savefig(latent_scatter(mu, labels, dataset, context),
+                               out / "latent_scatter.png"))
+    return written

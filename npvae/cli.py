@@ -48,7 +48,6 @@ TRAIN_DEFAULTS = {
 }
 CHANGEABLE_ON_RESUME = ("epochs",)
 TEST_BINARIZE_SEED = 0  # the test set is binarized once, the same way for every run
-EVAL_SEED = 0  # the evaluation noise
 
 
 class UsageError(NpvaeError, ValueError):
@@ -211,7 +210,7 @@ def cmd_train(args):
         extra={"dataset": settings["dataset"], "data_dir": data_dir, "args": settings})
 
     x_test = _test_data(settings["dataset"], settings["binarize"], data_dir)
-    rng = np.random.default_rng(EVAL_SEED)
+    rng = np.random.default_rng(0)  # the evaluation noise, as npvae evaluate's default seed
     if args.eval_k:
         test = evaluate.evaluate(model, x_test, k=args.eval_k, rng=rng)
     else:
@@ -329,6 +328,22 @@ def _add_verbose(p):
                    help="show the traceback of an error")
 
 
+def _checkpoint_command(sub, func, name, summary, description, data=True,
+                        seed_help="seeds the draws"):
+    """A subcommand that reads a CHECKPOINT (and, with ``data``, the test split)."""
+    from .data import DATASETS
+
+    p = sub.add_parser(name, help=summary, description=description)
+    p.add_argument("checkpoint", help="a checkpoint .npz, or a run folder holding checkpoint.npz")
+    if data:
+        p.add_argument("--dataset", choices=DATASETS, help="(default: the one it was trained on)")
+        p.add_argument("--data-dir", metavar="DIR", help="folder holding the IDX files")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help=f"{seed_help} (default: 0)")
+    _add_verbose(p)
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser():
     from .data import DATASETS
     from .layers import ACTIVATIONS
@@ -396,46 +411,31 @@ def build_parser():
     _add_verbose(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="test ELBO, IWAE log-likelihood, active units",
-                       description="Evaluate a checkpoint on the test split: the ELBO (recon "
-                                   "and KL), the importance-weighted log-likelihood, the active "
-                                   "units and the KL of each latent dimension.")
-    p.add_argument("checkpoint", help="a checkpoint .npz, or a run folder holding checkpoint.npz")
+    p = _checkpoint_command(sub, cmd_evaluate, "evaluate",
+                            "test ELBO, IWAE log-likelihood, active units",
+                            "Evaluate a checkpoint on the test split: the ELBO (recon and KL), "
+                            "the importance-weighted log-likelihood, the active units and the "
+                            "KL of each latent dimension.", seed_help="seeds the noise")
     p.add_argument("--k", type=positive_int, default=5000,
                    help="importance samples per example (default: 5000)")
-    p.add_argument("--dataset", choices=DATASETS, help="(default: the one it was trained on)")
-    p.add_argument("--data-dir", metavar="DIR", help="folder holding the IDX files")
     p.add_argument("--n", type=positive_int, help="use the first N test examples (default: all)")
     p.add_argument("--binarize", choices=["dynamic", "static", "none"],
                    help="binarize the test images (once, fixed seed) unless 'none' (default: "
                         "as in training)")
     p.add_argument("--batch-size", type=positive_int, help="examples per chunk (default: auto)")
-    p.add_argument("--seed", type=nonnegative_int, default=EVAL_SEED,
-                   help="seeds the noise (default: 0)")
-    _add_verbose(p)
-    p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("sample", help="a PNG grid of samples from the prior",
-                       description="Decode n draws z ~ N(0, I) and save them as a greyscale grid.")
-    p.add_argument("checkpoint", help="a checkpoint .npz, or a run folder holding checkpoint.npz")
+    p = _checkpoint_command(sub, cmd_sample, "sample", "a PNG grid of samples from the prior",
+                            "Decode n draws z ~ N(0, I) and save them as a greyscale grid.",
+                            data=False)
     p.add_argument("--n", type=positive_int, default=64, help="number of samples (default: 64)")
     p.add_argument("--ncols", type=positive_int, help="images per row (default: about √n)")
     p.add_argument("--out", default="samples.png", help="PNG file (default: samples.png)")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seeds the draws (default: 0)")
-    _add_verbose(p)
-    p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("plot", help="every figure that applies to a checkpoint",
-                       description="Draw the samples, training curves, reconstructions, KL per "
-                                   "dimension and interpolations (and, for Z = 2, the latent "
-                                   "scatter and manifold) of a checkpoint, as PNGs.")
-    p.add_argument("checkpoint", help="a checkpoint .npz, or a run folder holding checkpoint.npz")
+    p = _checkpoint_command(sub, cmd_plot, "plot", "every figure that applies to a checkpoint",
+                            "Draw the samples, training curves, reconstructions, KL per "
+                            "dimension and interpolations (and, for Z = 2, the latent scatter "
+                            "and manifold) of a checkpoint, as PNGs.")
     p.add_argument("--out", default="figures", help="folder for the PNGs (default: figures)")
-    p.add_argument("--dataset", choices=DATASETS, help="(default: the one it was trained on)")
-    p.add_argument("--data-dir", metavar="DIR", help="folder holding the IDX files")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seeds the draws (default: 0)")
-    _add_verbose(p)
-    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("gradcheck", help="print the gradient-check table",
                        description="Check every primitive and every parameter of small VAEs "

@@ -215,9 +215,12 @@ def train(model, x_train, *, epochs=10, batch_size=128, lr=1e-3, optimizer=None,
                 save(progress(epoch + 1, acc))
                 checkpoint.save_json(out_dir / HISTORY_FILE, history)
                 saved_epoch = epoch + 1
-            if verbose:  # printed once the epoch is safe on disk
+            # The line is printed once the epoch is safe on disk. The Ctrl-C flag is read
+            # before it, so a Ctrl-C after the line stops within the next epoch.
+            stop_now = ctrl_c.requested and epoch + 1 < epochs
+            if verbose:
                 print(_epoch_line(record, epochs), flush=True)
-            if ctrl_c.requested and epoch + 1 < epochs:
+            if stop_now:
                 _interrupt(save if out_dir else None, None, ckpt_path, epoch + 1, 0, steps,
                            history)
             if stop:

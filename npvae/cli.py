@@ -404,9 +404,10 @@ def build_parser():
                    help="continue the run in DIR with its saved settings, bit for bit")
     g.add_argument("--overwrite", action="store_true",
                    help="start afresh even if --out already holds a run")
-    g.add_argument("--eval-k", type=nonnegative_int, default=50, metavar="K",
-                   help="importance samples for the test log-likelihood in the summary; 0 "
-                        "skips it (default: 50; npvae evaluate --k 5000 for the full estimate)")
+    g.add_argument("--eval-k", type=nonnegative_int, default=10, metavar="K",
+                   help="importance samples per test example for the log-likelihood bound in "
+                        "the summary (a few seconds at 10); 0 skips it (default: 10; npvae "
+                        "evaluate --k 5000 gives the full estimate)")
     g.add_argument("--quiet", action="store_true", help="print only the summary")
     _add_verbose(p)
     p.set_defaults(func=cmd_train)
@@ -460,10 +461,8 @@ def main(argv=None):
     try:
         return args.func(args)
     except TrainingInterrupted as stop:
-        where = (f"epoch {stop.epochs_done + 1}, step {stop.step} of {stop.steps}" if stop.step
-                 else f"the end of epoch {stop.epochs_done}")
         folder = stop.checkpoint.parent if stop.checkpoint else None
-        print(f"npvae {args.command}: interrupted at {where}; saved {stop.checkpoint}. Resume "
+        print(f"npvae {args.command}: interrupted at {stop.where}; saved {stop.checkpoint}. Resume "
               f"with: npvae train --resume {folder}", file=sys.stderr)
         return 130
     except (NpvaeError, ValueError, TypeError, OSError) as err:

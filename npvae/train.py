@@ -50,13 +50,15 @@ class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped training after a complete step; ``checkpoint`` is where it was saved.
 
     Attributes: checkpoint (Path or None), epochs_done (completed epochs), step (steps done in
-    the next epoch), steps (steps per epoch), history (the completed epochs' records).
+    the next epoch), steps (steps per epoch), where (the two in words: "epoch 2, step 5 of 40"
+    or "the end of epoch 1"), history (the completed epochs' records).
     """
 
     def __init__(self, message, checkpoint=None, epochs_done=0, step=0, steps=0, history=()):
         super().__init__(message)
         self.checkpoint, self.epochs_done = checkpoint, epochs_done
         self.step, self.steps = step, steps
+        self.where = _position(epochs_done, step, steps)
         self.history = list(history)
 
 
@@ -152,10 +154,10 @@ def train(model, x_train, *, epochs=10, batch_size=128, lr=1e-3, optimizer=None,
     acc = _new_epoch()
     if resume is not None:
         acc = _resume(resume, model, optimizer, rng, history, n, batch_size)
-        if verbose:
-            at = f", step {acc['step']} of {steps}" if acc["step"] else ""
-            print(f"resuming after epoch {len(history)}{at}", flush=True)
-    saved_epoch = len(history) if resume is not None else None  # epoch of the last checkpoint
+    # Where the last checkpoint written or resumed from stands, for the divergence message.
+    saved_at = None if resume is None else _position(len(history), acc["step"], steps)
+    if verbose and resume is not None:
+        print(f"resuming at {saved_at}", flush=True)
 
     def save(progress):
         checkpoint.save(ckpt_path, model, optimizer, history, rng, extra, progress)
@@ -187,15 +189,15 @@ def train(model, x_train, *, epochs=10, batch_size=128, lr=1e-3, optimizer=None,
                 bad = _non_finite(loss, grads)
                 if bad:
                     raise NonFiniteLossError(_divergence_message(
-                        bad, epoch, step, steps, optimizer, ckpt_path, saved_epoch))
+                        bad, epoch, step, steps, optimizer, ckpt_path, saved_at))
                 optimizer.step(grads)
                 for key in ("loss", "recon", "kl"):
                     acc[key] += stats[key] * len(xb)
                 acc.update(step=step + 1, beta=beta_t)
                 acc["seconds"] += time.perf_counter() - started
                 started = time.perf_counter()
-                live.update(epoch, epochs, step + 1, steps, acc["loss"] / min(n, (step + 1) *
-                                                                               batch_size))
+                seen = min(n, (step + 1) * batch_size)  # examples so far in this epoch
+                live.update(epoch, epochs, step + 1, steps, acc["loss"] / seen)
                 if ctrl_c.requested and step + 1 < steps:
                     live.clear()
                     _interrupt(save if out_dir else None, progress(epoch, acc), ckpt_path,
@@ -207,14 +209,14 @@ def train(model, x_train, *, epochs=10, batch_size=128, lr=1e-3, optimizer=None,
             if bad:
                 raise NonFiniteLossError(_divergence_message(
                     f"parameter {bad[0]} is no longer finite", epoch, steps - 1, steps,
-                    optimizer, ckpt_path, saved_epoch))
+                    optimizer, ckpt_path, saved_at))
             history.append(record)
             stop = any([hook(epoch + 1, record, model) is True for hook in hooks])
             acc = _new_epoch()
             if out_dir is not None:
                 save(progress(epoch + 1, acc))
                 checkpoint.save_json(out_dir / HISTORY_FILE, history)
-                saved_epoch = epoch + 1
+                saved_at = _position(epoch + 1, 0, steps)
             # The line is printed once the epoch is safe on disk. The Ctrl-C flag is read
             # before it, so a Ctrl-C after the line stops within the next epoch.
             stop_now = ctrl_c.requested and epoch + 1 < epochs
@@ -290,20 +292,26 @@ def _non_finite(loss, grads):
     return ""
 
 
-def _divergence_message(what, epoch, step, steps, optimizer, ckpt_path, saved_epoch):
+def _position(epochs_done, step, steps):
+    """ "the end of epoch 3", or "epoch 4, step 120 of 469" mid-epoch."""
+    if step:
+        return f"epoch {epochs_done + 1}, step {step} of {steps}"
+    return f"the end of epoch {epochs_done}"
+
+
+def _divergence_message(what, epoch, step, steps, optimizer, ckpt_path, saved_at):
     lr = optimizer.lr
     message = (f"training diverged at epoch {epoch + 1}, step {step + 1} of {steps}: {what}. "
                f"The step was not applied. The likely cause is a learning rate too high "
                f"(lr = {lr:g}): try a lower one, e.g. --lr {min(lr / 10, 1e-3):g}.")
-    if ckpt_path is not None and saved_epoch:
-        message += f" The last good checkpoint, {ckpt_path} (epoch {saved_epoch}), is kept."
+    if ckpt_path is not None and saved_at:
+        message += f" The last good checkpoint, {ckpt_path} (at {saved_at}), is kept."
     return message
 
 
 def _interrupt(save, progress, ckpt_path, epochs_done, step, steps, history):
     """Save the state after the last complete step (if there is an out_dir) and stop."""
-    where = (f"epoch {epochs_done + 1}, step {step} of {steps}" if step
-             else f"the end of epoch {epochs_done}")
+    where = _position(epochs_done, step, steps)
     if save is None:
         raise TrainingInterrupted(f"training interrupted at {where}; no checkpoint was written "
                                   f"(pass out_dir to get one).", None, epochs_done, step, steps,

@@ -297,13 +297,16 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(x, tmp_path):
         loss, grads, stats = inner(xb, **kw)
         return (math.nan if len(calls) == 5 else loss), grads, stats  # step 2 of epoch 2
 
+    def keep(epoch, record, m):  # only epoch 1 completes
+        after_epoch_1.update({k: p.copy() for k, p in m.params.items()})
+
     model.loss_and_grads = poisoned
-    keep = lambda epoch, record, m: after_epoch_1.update({k: p.copy() for k, p in m.params.items()})  # noqa: E731
     with pytest.raises(NonFiniteLossError) as err:
         train(model, x, epochs=3, batch_size=100, out_dir=tmp_path, verbose=False, hooks=[keep])
     message = str(err.value)
     for part in ("diverged at epoch 2, step 2 of 3", "the loss is nan", "not applied",
-                 "learning rate too high", "--lr", "checkpoint.npz (epoch 1), is kept"):
+                 "learning rate too high", "--lr",
+                 "checkpoint.npz (at the end of epoch 1), is kept"):
         assert part in message
     saved = npvae.load(tmp_path)
     for name, p in saved.params.items():

@@ -306,8 +306,10 @@ def cmd_sample(args):
 def cmd_plot(args):
     from . import plots
 
+    _, meta = _load(args.checkpoint)  # for the data folder the run was trained from
     written = plots.plot_checkpoint(args.checkpoint, args.out, dataset=args.dataset,
-                                    data_dir=args.data_dir, seed=args.seed)
+                                    data_dir=args.data_dir or meta.get("data_dir"),
+                                    seed=args.seed)
     print("\n".join(f"wrote {p}" for p in written))
     return 0
 

@@ -141,6 +141,14 @@ def test_sample_writes_a_png(run, tmp_path, capsys):
     assert f"wrote {png}" in capsys.readouterr().out
 
 
+def test_plot_draws_the_figures_of_a_run(run, tmp_path, capsys):
+    assert cli.main(["plot", str(run), "--out", str(tmp_path / "figs")]) == 0
+    names = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert {"samples.png", "loss_curves.png", "reconstructions.png", "kl_per_dim.png",
+            "manifold.png", "latent_scatter.png"} <= set(names)  # Z = 2: scatter and manifold
+    assert capsys.readouterr().out.count("wrote ") == len(names)
+
+
 def test_resume_of_a_finished_run_trains_longer_bit_exact(run, data_dir, tmp_path):
     longer = tmp_path / "three"
     assert cli.main(["train", "--data-dir", str(data_dir), *TINY, "--epochs", "3",

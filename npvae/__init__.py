@@ -7,11 +7,15 @@
 """
 
 from . import gradcheck
+from .checkpoint import load
+from .cvae import CVAE
 from .errors import CheckpointError, DataError, NpvaeError
+from .estimator import VAEEstimator
 from .optim import SGD, Adam
+from .train import train  # the function; the module stays sys.modules["npvae.train"]
 from .vae import VAE, VAEConfig
 
 __version__ = "0.1.0"
 
 __all__ = ["VAE", "VAEConfig", "Adam", "SGD", "gradcheck", "NpvaeError", "DataError",
-           "CheckpointError", "__version__"]
+           "CheckpointError", "train", "load", "CVAE", "VAEEstimator", "__version__"]

@@ -78,7 +78,13 @@ def load(args, rng):
         x_train, y_train, x_test, y_test = x[train], y[train], x[test], y[test]
         source = f"{args.dataset} test split only"
     else:
-        x_train, y_train = data.load_dataset(args.dataset, "train", data_dir=args.data_dir)
+        try:
+            x_train, y_train = data.load_dataset(args.dataset, "train", data_dir=args.data_dir)
+        except npvae.DataError as err:
+            other = "fashion-mnist" if args.dataset == "mnist" else "mnist"
+            raise npvae.DataError(f"{err}\nOr run the demo on other data: --dataset {other}, "
+                                  f"or --test-split-only (train and test on the test split's "
+                                  f"files).") from err
         x_test, y_test = data.load_dataset(args.dataset, "test", data_dir=args.data_dir)
         source = f"{args.dataset}"
     x_train, y_train = _subset(x_train, y_train, args.n_train, rng)

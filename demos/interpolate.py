@@ -36,10 +36,14 @@ def main(argv=None):
     model = _common.model_from_args(args)
     history = _common.train(model, args, x_train, x_val, rng)
 
-    # Pairs of test images with different labels, so that each path crosses between classes.
-    order = np.random.default_rng([args.seed, 7]).permutation(len(d.x_test))
-    a = order[: args.pairs]
-    b = np.array([order[np.argmax(d.y_test[order] != d.y_test[i])] for i in a])
+    # Pairs of test images from different classes, a different pair of classes for each path:
+    # the first image of each class in a random order of the test set.
+    pick = np.random.default_rng([args.seed, 7])
+    order = pick.permutation(len(d.x_test))
+    classes = pick.permutation(np.unique(d.y_test))  # (C,) in random order
+    classes = np.resize(classes, 2 * args.pairs)  # repeats only if there are too few classes
+    first = [order[np.argmax(d.y_test[order] == c)] for c in classes]  # (2P,) test indices
+    a, b = np.array(first[0::2]), np.array(first[1::2])
     context = plots.run_label(args.dataset, args.epochs, model.latent_dim)
     fig = plots.interpolations(model, d.x_test[a], d.x_test[b], steps=args.steps,
                                context=context)

@@ -4,7 +4,7 @@
 
 With latent_dim = 2 the whole latent space fits on a page. It writes to --out:
     latent_scatter.png   the posterior means mu(x) of the test images, coloured by label
-    manifold.png         decoded means on a 20 × 20 grid of z, spaced by the inverse normal CDF
+    manifold.png         decoded means on a 16 × 16 grid of z, spaced by the inverse normal CDF
                          so that each cell holds an equal share of the prior's mass (as in
                          Kingma & Welling 2014, figure 4)
     checkpoint.npz       the trained model (``npvae plot`` redraws both figures from it)
@@ -39,7 +39,7 @@ def main(argv=None):
     mu, _ = model.encode(d.x_test)  # (N, 2): the grey test images, as in the other figures
     _common.save_figures({
         "latent_scatter": plots.latent_scatter(mu, d.y_test, args.dataset, context),
-        "manifold": plots.manifold(model, n=20, context=context),
+        "manifold": plots.manifold(model, context=context),
     }, args.out)
     return {"history": history, "test": result}
 

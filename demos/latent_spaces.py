@@ -69,13 +69,15 @@ def main(argv=None):
         # Where the codes sit and what they keep: the reconstruction at z = mu(x), and the KL.
         zeros = np.zeros((len(x_test), model.latent_dim), dtype=model.dtype)  # (N, Z)
         results[name] = {"recon at mu": float(model.nll(x_test, zeros).mean()),
-                         "KL": float(evaluate.kl_per_dimension(model, x_test).sum())}
+                         "KL": (float(evaluate.kl_per_dimension(model, x_test).sum())
+                                if cls is not Autoencoder else None)}  # the AE has no q(z|x)
         mu, _ = model.encode(d.x_test)  # (N, 2)
         panels.append((name, mu, d.y_test))
 
     print(f"{'trained with':36s} {'-log p(x|mu(x))':>16s} {'KL':>8s}   (test, nats)")
     for name, r in results.items():
-        print(f"{name:36s} {r['recon at mu']:16.2f} {r['KL']:8.2f}")
+        kl = "—" if r["KL"] is None else f"{r['KL']:.2f}"
+        print(f"{name:36s} {r['recon at mu']:16.2f} {kl:>8s}")
     context = plots.run_label(args.dataset, args.epochs, args.latent)
     fig = plots.latent_spaces(panels, args.dataset, context)
     _common.save_figures({"latent_spaces": fig}, args.out)

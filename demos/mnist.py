@@ -30,7 +30,7 @@ from npvae import evaluate, plots
 
 
 def build_parser():
-    p = _common.parser(__doc__.splitlines()[0], epochs=10, out="figures/mnist")
+    p = _common.parser(__doc__.splitlines()[0], epochs=20, out="figures/mnist")
     p.add_argument("--binarize", choices=["dynamic", "static", "none"], default="dynamic",
                    help="binarize the training pixels afresh each epoch, once, or never")
     p.add_argument("--k", type=int, default=100,

@@ -13,6 +13,7 @@ Shapes: N images, D = 784 pixels, Z latent dimensions, P pairs, T interpolation 
 
 import contextlib
 import functools
+import io
 import math
 from pathlib import Path
 
@@ -23,6 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 from matplotlib.patches import Circle  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402  (Pillow, which matplotlib uses to write PNGs)
 from scipy.stats import norm  # noqa: E402
 
 __all__ = [
@@ -76,11 +78,28 @@ def _styled(make_figure):
 
 
 def savefig(fig, path, dpi=100):
-    """Write ``fig`` to ``path`` (PNG by its suffix), creating the folder; close the figure."""
+    """Write ``fig`` to ``path``, creating the folder; close the figure. Returns the Path.
+
+    A PNG is written losslessly in the fewest channels that hold it: greyscale ("L") when
+    every pixel is grey (as in the image grids), else RGB, so the files stay small. Other
+    suffixes (.pdf, .svg) go to matplotlib as they are.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with style():
-        fig.savefig(path, dpi=dpi)
+        if path.suffix.lower() != ".png":
+            fig.savefig(path, dpi=dpi)
+        else:
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", dpi=dpi)
+            rgba = np.asarray(Image.open(buffer))  # (H, W, 4) uint8
+            rgb = rgba[..., :3]
+            if (rgba[..., 3] == 255).all():
+                grey = (rgb == rgb[..., :1]).all()
+                image = Image.fromarray(np.ascontiguousarray(rgb[..., 0] if grey else rgb))
+            else:  # transparency: keep it
+                image = Image.fromarray(rgba)
+            image.save(path, optimize=True)
     plt.close(fig)
     return path
 
@@ -206,7 +225,7 @@ def prior_samples(model, n=100, ncols=10, rng=None, context=""):
 
 
 @_styled
-def manifold(model, n=20, context=""):
+def manifold(model, n=16, context=""):
     """The learned 2-D manifold: decoded means on an n × n grid of z (Kingma & Welling, fig. 4).
 
     The grid is evenly spaced in probability: z = Φ⁻¹(u) for u evenly spaced in [0.05, 0.95],
@@ -219,7 +238,7 @@ def manifold(model, n=20, context=""):
     z = np.stack([z1.ravel(), z2.ravel()], axis=1)  # (n², 2), row by row
     images = model.decode(z.astype(model.dtype))  # (n², D)
     side = math.isqrt(images.shape[1])
-    fig, ax = plt.subplots(figsize=(7.2, 7.6))
+    fig, ax = plt.subplots(figsize=(0.36 * n + 0.3, 0.36 * n + 0.7))  # about 1 : 1 pixels
     _show(ax, tile(images, n))
     centres = np.arange(n) * (side + 1) + side / 2
     every = max(1, n // 5)
@@ -316,7 +335,8 @@ def _scatter(ax, mu, labels, class_names, legend=True):
                    label=name, rasterized=True)
     # The prior N(0, I): circles holding 39% and 86% of its mass; the view always shows ±3.
     for radius in (1, 2):
-        ax.add_patch(Circle((0, 0), radius, fill=False, ls="--", lw=0.8, color="0.4"))
+        ax.add_patch(Circle((0, 0), radius, fill=False, ls="--", lw=0.8, color="0.4",
+                            label="prior: 1σ, 2σ" if radius == 1 else None))
     ax.update_datalim([(-3, -3), (3, 3)])
     ax.autoscale_view()
     ax.set_xlabel("mean of z₁")
@@ -334,7 +354,7 @@ def latent_scatter(mu, labels, dataset=None, context=""):
         raise ValueError(f"the scatter needs 2-D posterior means, got shape {mu.shape}.")
     fig, ax = plt.subplots(figsize=(6.4, 5.0))
     _scatter(ax, mu, np.asarray(labels), CLASS_NAMES.get(dataset))
-    ax.set_title(_title("Posterior means of the test set (dashed: prior 1σ, 2σ)", context))
+    ax.set_title(_title("Test set in latent space", context))
     return fig
 
 
@@ -347,8 +367,7 @@ def latent_spaces(panels, dataset=None, context=""):
         _scatter(ax, np.asarray(mu), np.asarray(labels), CLASS_NAMES.get(dataset),
                  legend=i == len(panels) - 1)
         ax.set_title(name)
-    fig.suptitle(_title("Posterior means of the test set (dashed: the prior's 1σ and 2σ "
-                        "circles)", context))
+    fig.suptitle(_title("Test set in latent space", context))
     return fig
 
 
@@ -369,10 +388,11 @@ def linear_vae_vs_pca(angles, history, ppca_ll, angles_init=None, context=""):
     idx = np.arange(1, len(angles) + 1)
     if angles_init is not None:
         ax1.bar(idx - 0.2, angles_init, width=0.4, color="0.7", label="at initialisation")
-        ax1.bar(idx + 0.2, angles, width=0.4, color="C0", label="after training")
+        bars = ax1.bar(idx + 0.2, angles, width=0.4, color="C0", label="after training")
         ax1.legend()
     else:
-        ax1.bar(idx, angles, color="C0")
+        bars = ax1.bar(idx, angles, color="C0")
+    ax1.bar_label(bars, [f"{a:.2f}°" for a in angles], padding=2, color="C0")
     ax1.set_xticks(idx)
     ax1.set_xlabel("principal angle index")
     ax1.set_ylabel("angle (degrees)")
@@ -407,8 +427,7 @@ def beta_tradeoff(betas, recon, kl, samples=None, context=""):
     """
     betas, recon, kl = (np.asarray(a, dtype=float) for a in (betas, recon, kl))
     ncols = 2 if samples is not None else 1
-    fig, axes = plt.subplots(1, ncols, figsize=(5.2 * ncols, 4.0), squeeze=False,
-                             width_ratios=[1] * ncols)
+    fig, axes = plt.subplots(1, ncols, figsize=(5.2 * ncols, 4.0), squeeze=False)
     ax = axes[0, 0]
     ax.plot(kl, recon, "o-", color="C0")
     for b, k, r in zip(betas, kl, recon):

@@ -82,7 +82,8 @@ def test_mnist_demo_without_the_train_files_names_the_fix(tmp_path, capsys):
     write_idx(only_test / "t10k-labels-idx1-ubyte.gz", labels)
     argv = [*TINY, "--data-dir", str(only_test), "--out", str(tmp_path / "out")]
     module = demo("mnist")
-    with pytest.raises(npvae.DataError, match="(?s)train-images-idx3-ubyte.gz.*--data-dir"):
+    with pytest.raises(npvae.DataError, match="(?s)train-images-idx3-ubyte.gz.*--data-dir.*"
+                                              "--dataset fashion-mnist"):
         module.main(argv)
     with pytest.raises(SystemExit) as exit_info:  # as a script: one line, exit code 2
         module._common.run(module.main, argv)

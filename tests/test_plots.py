@@ -1,5 +1,7 @@
 """Tests for npvae.plots: the arrays behind each figure, the labels on it, and the files."""
 
+import io
+
 import numpy as np
 import pytest
 from scipy.stats import norm
@@ -126,13 +128,29 @@ def test_loss_curves_plot_the_elbo_recon_and_kl(tmp_path):
     assert len(fig.axes[0].lines) == 1
 
 
+def test_savefig_writes_the_fewest_channels_losslessly(model, x, tmp_path):
+    from PIL import Image
+
+    for name, fig, mode in [("grey", plots.image_grid(x, ncols=4), "L"),
+                            ("colour", plots.kl_bars(np.array([1.0, 2.0])), "RGB")]:
+        for _ in range(2):  # the second rendering: the first one settles the layout
+            buffer = io.BytesIO()
+            with plots.style():
+                fig.savefig(buffer, format="png", dpi=100)  # matplotlib's own RGBA rendering
+        reference = np.asarray(Image.open(buffer))[..., :3]  # (H, W, 3)
+        path = plots.savefig(fig, tmp_path / "deep" / f"{name}.png")
+        image = Image.open(path)
+        assert image.mode == mode
+        np.testing.assert_array_equal(np.asarray(image.convert("RGB")), reference)
+
+
 def test_latent_scatter_colours_by_label_with_a_legend():
     rng = np.random.default_rng(0)
     mu, labels = rng.standard_normal((60, 2)), np.repeat(np.arange(3), 20)
     fig = plots.latent_scatter(mu, labels, "fashion-mnist", CONTEXT)
     ax = fig.axes[0]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["T-shirt/top", "Trouser", "Pullover"]
+    assert legend == ["T-shirt/top", "Trouser", "Pullover", "prior: 1σ, 2σ"]
     np.testing.assert_allclose(ax.collections[1].get_offsets(), mu[20:40])
     assert ax.get_xlabel() and ax.get_ylabel()
     with pytest.raises(ValueError, match="2-D"):

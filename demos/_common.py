@@ -37,15 +37,15 @@ def parser(description, *, epochs, out, n_train=None, n_test=None, hidden=(400,)
     p.add_argument("--dataset", choices=data.DATASETS, default=dataset,
                    help="which data set to train on")
     p.add_argument("--data-dir", default=None,
-                   help="folder holding the IDX files (else $NPVAE_DATA_DIR, the user cache, "
+                   help="folder holding the IDX files (None: $NPVAE_DATA_DIR, the user cache, "
                         "/usr/share/datasets, then a download)")
     p.add_argument("--epochs", type=int, default=epochs, help="training epochs")
     p.add_argument("--out", default=out, help="folder for the PNGs (created if needed)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     p.add_argument("--n-train", type=int, default=n_train,
-                   help="train on a random subset of this many examples (default: all)")
+                   help="train on a random subset of this many examples (None: all)")
     p.add_argument("--n-test", type=int, default=n_test,
-                   help="evaluate on a random subset of this many test examples (default: all)")
+                   help="evaluate on a random subset of this many test examples (None: all)")
     p.add_argument("--test-split-only", action="store_true",
                    help="use only the test split (for machines that have only the MNIST test "
                         "files): train on 8,000 of its images and test on the other 2,000")

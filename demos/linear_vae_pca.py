@@ -2,7 +2,7 @@
 ELBO reaches the PPCA maximum likelihood.
 
     python demos/linear_vae_pca.py                             # synthetic low-rank data
-    python demos/linear_vae_pca.py --source images --dataset fashion-mnist --latent 16
+    python demos/linear_vae_pca.py --source images --dataset fashion-mnist   # 10,000 images
 
 The VAE has no hidden layers and a Gaussian decoder:
 q(z|x) = N(x W_mu + b_mu, diag e^(x W_v + b_v)) and p(x|z) = N(z W + b, σ² I). Its generative model is exactly probabilistic PCA (Tipping &
@@ -37,12 +37,23 @@ import npvae
 from npvae import VAE, Adam, evaluate, plots, ppca
 
 
+# Defaults per --source, for the flags left unset. Pixels need a smaller step and more of them:
+# their trailing eigenvalues are tiny, so σ² is small and the problem is ill-conditioned.
+DEFAULTS = {
+    "synthetic": {"epochs": 120, "batch_size": 50, "lr": 3e-2, "latent": 3},
+    "images": {"epochs": 150, "batch_size": 100, "lr": 3e-3, "latent": 16, "n_train": 10000,
+               "n_test": 2000},
+}
+
+
 def build_parser():
-    p = _common.parser(__doc__.splitlines()[0], epochs=120, out="figures/linear_vae_pca",
+    p = _common.parser(__doc__.splitlines()[0], epochs=None, out="figures/linear_vae_pca",
                        hidden=None, latent=None)
-    p.set_defaults(batch_size=50, lr=3e-2)
+    p.set_defaults(batch_size=None, lr=None)
     p.add_argument("--source", choices=["synthetic", "images"], default="synthetic",
-                   help="synthetic low-rank data, or the pixels of --dataset")
+                   help="synthetic low-rank data, or the pixels of --dataset; the flags left "
+                        "at None take the defaults of the source: synthetic "
+                        + str(DEFAULTS["synthetic"]) + ", images " + str(DEFAULTS["images"]))
     p.add_argument("--n", type=int, default=2000, help="synthetic: training examples")
     p.add_argument("--dim", type=int, default=20, help="synthetic: data dimension D")
     p.add_argument("--noise", type=float, default=1.0, help="synthetic: noise σ of the data")
@@ -62,8 +73,9 @@ def load(args, rng):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.latent is None:
-        args.latent = 3 if args.source == "synthetic" else 16
+    for key, value in DEFAULTS[args.source].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     rng = np.random.default_rng(args.seed)
     x_train, x_test, source = load(args, rng)
     Z = args.latent

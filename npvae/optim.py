@@ -2,6 +2,8 @@
 (same keys) and update the parameter arrays in place; they know nothing else of the model.
 """
 
+import math
+
 import numpy as np
 
 
@@ -21,6 +23,14 @@ class Optimizer:
         if name not in self._slots:
             self._slots[name] = {k: np.zeros_like(p) for k, p in self.params.items()}
         return self._slots[name]
+
+    def _scratch(self, name):
+        """A work array shaped like params[name], reused by every step (not optimizer state)."""
+        if not hasattr(self, "_work"):
+            self._work = {}
+        if name not in self._work:
+            self._work[name] = np.empty_like(self.params[name])
+        return self._work[name]
 
     def _check_grads(self, grads):
         if grads.keys() != self.params.keys():
@@ -97,20 +107,27 @@ class Adam(Optimizer):
         self.t += 1
         b1, b2 = self.betas
         m_all, v_all = self._slot("m"), self._slot("v")
-        # Python floats, so that float32 arrays stay float32.
-        step_size = self.lr / (1 - b1**self.t)  # lr / (1 - β₁ᵗ) folds m̂'s correction in
-        sqrt_c2 = (1 - b2**self.t) ** 0.5  # √v̂ = √v / √(1 - β₂ᵗ)
+        # Kingma & Ba's "more efficient order" (section 2): with √v̂ = √v / √(1 - β₂ᵗ),
+        #   lr · m̂ / (√v̂ + eps) = α · m / (√v + ε̂),  α = lr · √(1 - β₂ᵗ) / (1 - β₁ᵗ),
+        #   ε̂ = eps · √(1 - β₂ᵗ),
+        # the same update with both bias corrections folded into two scalars. Python floats,
+        # so that float32 arrays stay float32.
+        sqrt_c2 = math.sqrt(1 - b2**self.t)
+        alpha = self.lr * sqrt_c2 / (1 - b1**self.t)
+        eps_hat = self.eps * sqrt_c2
         for k, p in self.params.items():
             g = grads[k]
             if self.weight_decay:
                 g = g + self.weight_decay * p
-            m, v = m_all[k], v_all[k]
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * (g * g)
-            # p -= lr · m̂ / (√v̂ + eps), with m̂ = m / (1 - β₁ᵗ) and √v̂ = √v / √(1 - β₂ᵗ)
-            denom = np.sqrt(v)
-            denom /= sqrt_c2
-            denom += self.eps
-            p -= step_size * m / denom
+            m, v, tmp = m_all[k], v_all[k], self._scratch(k)  # tmp: reused, nothing allocated
+            m *= b1  # m ← β₁ m + (1 - β₁) g
+            m += np.multiply(g, 1 - b1, out=tmp)
+            v *= b2  # v ← β₂ v + (1 - β₂) g²
+            tmp = np.multiply(g, g, out=tmp)
+            tmp *= 1 - b2
+            v += tmp
+            tmp = np.sqrt(v, out=tmp)  # p ← p - α · m / (√v + ε̂)
+            tmp += eps_hat
+            tmp = np.divide(m, tmp, out=tmp)
+            tmp *= alpha
+            p -= tmp

@@ -1,0 +1,159 @@
+"""The fast forms in the hot paths against the plain forms they replace.
+
+Each plain form below is the textbook expression, written out here independently of npvae; the
+fast one must agree with it to within float rounding.
+"""
+
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import npvae
+from npvae import distributions as dist
+from npvae import layers
+from npvae import vae as vae_module
+
+
+def plain_bernoulli_nll(logits, x):
+    """Σ_D max(l, 0) - x·l + log1p(e^{-|l|}) and σ(l) - x, with np.log1p and np.where."""
+    e = np.exp(-np.abs(logits))
+    nll = (np.maximum(logits, 0) - x * logits + np.log1p(e)).sum(axis=-1)
+    probs = np.where(logits >= 0, 1, e) / (1 + e)
+    return nll, probs - x
+
+
+def ulps(a, b):
+    """|a - b| in units in the last place of b."""
+    return np.abs(a - b) / np.spacing(np.abs(b).astype(b.dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log1p_by_log_and_correction_is_as_accurate_as_log1p(dtype):
+    """bernoulli_nll's log(u) + (e - (u - 1)) / u, u = 1 + e, against np.log1p(e) for e over
+    (0, 1]: within 4 ulps, and exactly e where 1 + e rounds to 1 (where log(u) alone gives 0).
+
+    With x = 0 and logits ≤ 0 an element's nll is max(l, 0) - x·l + log1p(e) = log1p(e)."""
+    e64 = np.concatenate([np.geomspace(1e-30, 1, 20_000), np.linspace(1e-3, 1, 20_000)])
+    logits = np.log(e64).astype(dtype)[:, None]  # (N, 1), ≤ 0
+    e = np.exp(-np.abs(logits[:, 0]))  # the e that bernoulli_nll computes
+    nll, _ = dist.bernoulli_nll(logits, np.zeros_like(logits))
+    assert nll.dtype == dtype
+    assert ulps(nll, np.log1p(e)).max() <= 4
+    tiny = e < np.finfo(dtype).eps / 4
+    assert tiny.any() and np.array_equal(nll[tiny], e[tiny])
+
+
+@given(arrays(np.float64, (40, 1), elements=st.floats(-200, 200)),
+       arrays(np.float64, (40, 1), elements=st.floats(0, 1)))
+def test_bernoulli_nll_matches_the_plain_form(logits, x):
+    """Element by element (D = 1): the two differ only in log1p(e), by a few ulps of it."""
+    for dtype in (np.float64, np.float32):
+        nll, dlogits = dist.bernoulli_nll(logits.astype(dtype), x.astype(dtype))
+        ref_nll, ref_d = plain_bernoulli_nll(logits.astype(dtype), x.astype(dtype))
+        assert nll.dtype == dtype and dlogits.dtype == dtype
+        tol = 4 * np.spacing(dtype(1)) + np.spacing(np.abs(ref_nll))
+        assert np.all(np.abs(nll - ref_nll) <= tol)
+        np.testing.assert_array_equal(dlogits, ref_d)  # σ(l) - x: the same operations exactly
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
+def test_forward_without_gradients_gives_the_same_nll(likelihood):
+    rng = np.random.default_rng(0)
+    model = npvae.VAE(6, (5,), 3, likelihood=likelihood, dtype=np.float64, seed=0)
+    x = rng.random((4, 6))
+    eps = rng.standard_normal((2, 4, 3))
+    with_grads = model._forward(x, eps)
+    without = model._forward(x, eps, need_grad=False)
+    np.testing.assert_array_equal(with_grads[3], without[3])
+    assert all(d is not None for d in with_grads[4]) and all(d is None for d in without[4])
+    log_w = -with_grads[3] + dist.standard_normal_log_density(with_grads[2])[0] \
+        - dist.gaussian_log_density(with_grads[2], with_grads[0], with_grads[1])[0]
+    np.testing.assert_array_equal(model.log_weights(x, eps), log_w)
+
+
+def test_adam_in_kingma_ba_efficient_order_matches_the_textbook_update_in_float32():
+    """p ← p - α·m/(√v + ε̂) with α, ε̂ holding the bias corrections, against
+    m̂ = m/(1-β₁ᵗ), v̂ = v/(1-β₂ᵗ), p ← p - lr·m̂/(√v̂ + eps), step by step, in float32."""
+    rng = np.random.default_rng(3)
+    p = {"w": rng.standard_normal((50, 40)).astype(np.float32),
+         "b": rng.standard_normal(40).astype(np.float32)}
+    ref = {k: a.astype(np.float64) for k, a in p.items()}
+    m = {k: np.zeros_like(a) for k, a in ref.items()}
+    v = {k: np.zeros_like(a) for k, a in ref.items()}
+    opt = npvae.Adam(p, lr=1e-3)
+    for t in range(1, 31):
+        grads = {k: (rng.standard_normal(a.shape) * 10.0 ** rng.integers(-6, 1)).astype(np.float32)
+                 for k, a in p.items()}
+        opt.step(grads)
+        for k in ref:
+            g = grads[k].astype(np.float64)
+            m[k] = 0.9 * m[k] + 0.1 * g
+            v[k] = 0.999 * v[k] + 0.001 * g**2
+            ref[k] = ref[k] - 1e-3 * (m[k] / (1 - 0.9**t)) / (np.sqrt(v[k] / (1 - 0.999**t)) + 1e-8)
+    for k in p:
+        assert p[k].dtype == np.float32
+        # float32 rounding of p, half an ulp per step at most, is the only material difference
+        np.testing.assert_allclose(p[k], ref[k], rtol=0, atol=30 * np.spacing(np.float32(5)))
+    state = opt.state_dict()
+    assert set(state) == {"t", "m.w", "m.b", "v.w", "v.b"}  # the work arrays are not state
+    np.testing.assert_allclose(state["v.w"], v["w"], rtol=1e-4, atol=1e-12)
+
+
+def test_adam_updates_the_live_parameter_arrays_in_place():
+    model = npvae.VAE(8, (6,), 2, seed=0)
+    arrays_before = {k: id(a) for k, a in model.params.items()}
+    opt = npvae.Adam(model.params)
+    _, grads, _ = model.loss_and_grads(np.random.default_rng(0).random((5, 8), np.float32))
+    before = {k: a.copy() for k, a in model.params.items()}
+    opt.step(grads)
+    assert {k: id(a) for k, a in model.params.items()} == arrays_before
+    assert all(not np.array_equal(before[k], model.params[k]) for k in before)
+
+
+def _float32_only(fn, name, seen):
+    """Wrap fn so that every float array it returns must be float32."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        stack = [out]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, (tuple, list)):
+                stack.extend(item)
+            elif isinstance(item, np.ndarray) and item.dtype.kind == "f":
+                assert item.dtype == np.float32, f"{name} returned {item.dtype}"
+                seen.add(name)
+        return out
+
+    return wrapper
+
+
+@pytest.mark.parametrize("objective,k", [("elbo", 1), ("elbo", 3), ("iwae", 3)])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
+def test_no_float64_leaks_in_any_intermediate(monkeypatch, objective, k, likelihood):
+    """A debug run: every layer and distribution function the model calls returns float32."""
+    seen = set()
+    for module in (layers, dist):
+        for name in dir(module):
+            fn = getattr(module, name)
+            if callable(fn) and name.endswith(("_forward", "_backward", "_nll", "_normal",
+                                               "_density", "_learned", "_dimension", "sigmoid")):
+                if hasattr(vae_module, name):
+                    monkeypatch.setattr(vae_module, name, _float32_only(fn, name, seen))
+    for name, (fwd, bwd) in layers.ACTIVATIONS.items():
+        monkeypatch.setitem(layers.ACTIVATIONS, name, (_float32_only(fwd, name, seen),
+                                                       _float32_only(bwd, name, seen)))
+    model = npvae.VAE(10, (7, 5), 3, likelihood=likelihood, seed=1)
+    x = np.random.default_rng(1).random((6, 10), dtype=np.float32)
+    loss, grads, stats = model.loss_and_grads(x, objective=objective, k=k)
+    assert all(g.dtype == np.float32 for g in grads.values())
+    assert model.log_weights(x, np.zeros((2, 6, 3), np.float32)).dtype == np.float32
+    opt = npvae.Adam(model.params, weight_decay=1e-4)
+    opt.step(grads)
+    assert all(p.dtype == np.float32 for p in model.params.values())
+    assert {"dense_forward", "dense_backward", "reparameterize_backward", "relu"} <= seen

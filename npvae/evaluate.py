@@ -22,10 +22,10 @@ from . import checks, distributions
 from .vae import logsumexp
 
 # Decoder rows (examples × samples) per chunk of the log-likelihood. For the 784-400-20 model a
-# chunk's largest arrays, (rows, 784) float32, are ~3 MB each. Larger chunks are slower, not
-# faster: each of their temporaries is fresh memory that the allocator maps and the kernel
-# zero-fills page by page (at 8192 rows, k = 5000 over 10,000 images spent ~500 s in page
-# faults; see benchmarks/iwae_time.py).
+# chunk's largest arrays, (rows, 784) float32, are ~3 MB each: they stay in the L3 cache. Larger
+# chunks are slower, not faster: at 8192 rows (~25 MB arrays) glibc gave every temporary fresh
+# pages from the kernel, and k = 5000 over 10,000 images spent ~600 CPU-s in page faults
+# (benchmarks/iwae_time.py).
 MAX_ROWS = 1024
 
 # Burda et al. (2016): a unit is active when Var_x E_q[z|x] exceeds this.

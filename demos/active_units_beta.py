@@ -12,8 +12,10 @@ Free bits (Kingma et al. 2016) replace the KL term by Σ_j max(λ, KL_j), KL_j t
 of unit j. Below λ nats a unit's KL costs nothing (its gradient is zero), so the encoder may
 spend up to λ nats in each unit for free, and fewer units collapse at large beta.
 
-Every run starts from the same weights and sees the same minibatches. It prints a table and
-writes active_units_beta.png: active units and the test KL against beta.
+Units switch off gradually, over many steps, so the defaults buy steps: a 784-200-20 model,
+batches of 64 and a learning rate of 2e-3. Every run starts from the same weights and sees the
+same minibatches. It prints a line per run and writes active_units_beta.png: active units and
+the test KL against beta.
 """
 
 import sys
@@ -28,9 +30,10 @@ from npvae.train import train
 
 
 def build_parser():
-    p = _common.parser(__doc__.splitlines()[0], epochs=3, n_train=10000, latent=20,
-                       out="figures/active_units_beta")
-    p.add_argument("--betas", type=float, nargs="+", default=[0.5, 1, 2, 4, 8],
+    p = _common.parser(__doc__.splitlines()[0], epochs=3, n_train=20000, latent=20,
+                       hidden=(200,), out="figures/active_units_beta")
+    p.set_defaults(batch_size=64, lr=2e-3)  # more, quicker steps: units switch off step by step
+    p.add_argument("--betas", type=float, nargs="+", default=[1, 2, 4, 8, 16],
                    help="the KL weights to train with")
     p.add_argument("--free-bits", type=float, default=0.5,
                    help="λ, nats per latent unit, of the second series (0: plain runs only)")
@@ -69,6 +72,7 @@ def figure(series, args, context):
         ax.set_xlabel("β, the weight of the KL")
         ax.legend()
     ax1.set_ylim(0, args.latent + 1)
+    ax1.yaxis.get_major_locator().set_params(integer=True)
     ax1.set_ylabel(f"active units (of Z = {args.latent})")
     ax1.set_title("units with Var_x E[z_j | x] > 0.01")
     ax2.set_ylabel("KL(q(z|x) ‖ p(z)), test (nats)")

@@ -6,7 +6,9 @@
 The CVAE (Sohn et al. 2015; npvae.CVAE) joins a one-hot label y to the encoder's input and to
 the decoder's input: q(z|x, y) and p(x|z, y), with the prior p(z) = N(0, I) for every class.
 Since the decoder is told the class, the code z is free to hold what the label does not say:
-the style (thickness, slant, width, shade). Hence the two figures:
+the style (thickness, slant, width, shade). It is not forced to, though: an encoder that also
+sees x can keep the class in z too, and then the decoder learns to ignore y. A small code
+(the default Z = 2) leaves no room for that, so the label does the work. Hence the two figures:
 
     cvae_classes.png         z ~ N(0, I), decoded with each label: one class per row, and in each
                              column the same z, so a column keeps its style across classes
@@ -28,7 +30,7 @@ from npvae.cvae import CVAE
 
 
 def build_parser():
-    return _common.parser(__doc__.splitlines()[0], epochs=5, latent=16, out="figures/cvae")
+    return _common.parser(__doc__.splitlines()[0], epochs=5, latent=2, out="figures/cvae")
 
 
 def train_cvae(model, x, y, args, rng):
@@ -53,8 +55,8 @@ def class_rows(model, names, ncols, rng, context):
     C = len(names)
     z = rng.standard_normal((ncols, model.latent_dim), dtype=model.dtype)  # (n, Z)
     images = model.decode(np.tile(z, (C, 1)), np.repeat(np.arange(C), ncols))  # (C·n, D)
-    fig = plots.image_grid(images, ncols=ncols, title="CVAE: each class from the same z's",
-                           context=context)
+    fig = plots.image_grid(images, ncols=ncols, title="CVAE samples: one class per row,\n"
+                           "the same z in each column", context=context)
     _label_cells(fig.axes[0], rows=names, xlabel="z ~ N(0, I), the same in each column",
                  ylabel="label y")
     return fig

@@ -31,7 +31,7 @@ from npvae.ppca import fit_ppca
 
 
 def build_parser():
-    return _common.parser(__doc__.splitlines()[0], epochs=5, n_train=20000, latent=2,
+    return _common.parser(__doc__.splitlines()[0], epochs=10, latent=2,
                           out="figures/vae_vs_pca")
 
 
@@ -41,14 +41,17 @@ def pca(x_train, n_components):
     return mean, W / np.linalg.norm(W, axis=0)
 
 
-def reconstruction_figure(x, rows, context, side=28):
+def reconstruction_figure(x, rows, errors, context, side=28):
     """Inputs in the first row, then one row of reconstructions per method."""
     images = np.concatenate([x, *rows.values()])  # ((1 + methods)·n, D)
-    fig = plots.image_grid(images, ncols=len(x), title="Reconstructions at the same code size",
-                           context=context)
+    fig = plots.image_grid(images, ncols=len(x))
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(width, height + 0.6)  # room for two-line title and axis label
     ax = fig.axes[0]
+    ax.set_title(f"Reconstructions at the same code size\n{context}")
     ax.set_yticks(np.arange(1 + len(rows)) * (side + 1) + side / 2, ["input", *rows])
-    ax.set_xlabel("one test image of each class")
+    ax.set_xlabel("one test image of each class\ntest squared error per image: " +
+                  ", ".join(f"{name} {err:.1f}" for name, err in errors.items()))
     return fig
 
 
@@ -78,19 +81,21 @@ def main(argv=None):
 
     context = plots.run_label(args.dataset, args.epochs, Z)
     dims = "" if Z == 2 else f" (first 2 of {Z})"
+    show = slice(0, 2000)  # enough points to see the shapes, few enough for a small PNG
     fig = plots.latent_spaces(
-        [(f"PCA: principal components{dims}", codes["PCA"][:, :2], d.y_test),
-         (f"VAE: posterior means E[z|x]{dims}", codes["VAE"][:, :2], d.y_test)],
+        [(f"PCA: principal components{dims}", codes["PCA"][show, :2], d.y_test[show]),
+         (f"VAE: posterior means E[z|x]{dims}", codes["VAE"][show, :2], d.y_test[show])],
         dataset=args.dataset, context=context)
     fig.suptitle(f"The VAE as non-linear PCA: 2-D codes of the test set — {context}")
     fig.axes[0].set_xlabel("principal component 1")
     fig.axes[0].set_ylabel("principal component 2")
+    for circle in list(fig.axes[0].patches):  # the prior's circles mean nothing for PCA
+        circle.remove()
     _, first = np.unique(d.y_test, return_index=True)  # one test image of each class
     figures = {
         "vae_vs_pca_embedding": fig,
         "vae_vs_pca_reconstructions": reconstruction_figure(
-            d.x_test[first], {f"PCA ({errors['PCA']:.1f})": recons["PCA"][first],
-                              f"VAE ({errors['VAE']:.1f})": recons["VAE"][first]}, context),
+            d.x_test[first], {name: r[first] for name, r in recons.items()}, errors, context),
     }
     for name, fig in figures.items():
         print(f"wrote {plots.savefig(fig, f'{args.out}/{name}.png')}")

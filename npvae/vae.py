@@ -195,25 +195,28 @@ class VAE:
         logvar_x, clamp_cache = clamp_forward(raw, LOGVAR_MIN, LOGVAR_MAX)
         return (out, logvar_x), (trunk, out_cache, (lv_cache, clamp_cache))
 
-    def _nll(self, heads, x):
-        """-log p(x|z) per sample, (...,), and its gradient with respect to each head."""
+    def _nll(self, heads, x, need_grad=True):
+        """-log p(x|z) per sample, (...,), and its gradient with respect to each head.
+
+        With ``need_grad=False`` (evaluation) the gradients are not computed: each is None.
+        """
         lik = self.config.likelihood
         if lik == "bernoulli":
-            nll, dlogits = bernoulli_nll(heads[0], x)
+            nll, dlogits = bernoulli_nll(heads[0], x, need_grad)
             return nll, (dlogits,)
         if lik == "gaussian":
-            nll, dmean = gaussian_nll(heads[0], x, self.config.sigma)
+            nll, dmean = gaussian_nll(heads[0], x, self.config.sigma, need_grad)
             return nll, (dmean,)
-        nll, dmean, dlogvar_x = gaussian_nll_learned(heads[0], heads[1], x)
+        nll, dmean, dlogvar_x = gaussian_nll_learned(heads[0], heads[1], x, need_grad)
         return nll, (dmean, dlogvar_x)
 
-    def _forward(self, x, eps):
+    def _forward(self, x, eps, need_grad=True):
         """The shared forward: q(z|x), the samples z, and the decoder heads on them."""
         mu, logvar, enc_cache = self._encode_forward(x)  # (B, Z) each
         z, rep_cache = reparameterize_forward(mu, logvar, eps)  # (L, B, Z) or (B, Z)
         heads, dec_cache = self._decode_forward(z.reshape(-1, self.latent_dim))  # (L·B, D)
         heads = tuple(a.reshape(*z.shape[:-1], -1) for a in heads)  # (L, B, D) or (B, D)
-        nll, dheads = self._nll(heads, x)  # (L, B) or (B,): x broadcasts over L
+        nll, dheads = self._nll(heads, x, need_grad)  # (L, B) or (B,): x broadcasts over L
         return mu, logvar, z, nll, dheads, (enc_cache, rep_cache, dec_cache)
 
     # ------------------------------------------------------------------------ backward pieces
@@ -418,10 +421,40 @@ class VAE:
         x = checks.as_batch(x, self.input_dim, self.dtype,
                             unit_interval=self.config.likelihood == "bernoulli")
         eps = checks.as_eps(eps, x.shape[0], self.latent_dim, self.dtype)
-        mu, logvar, z, nll, _, _ = self._forward(x, eps)
+        mu, logvar, z, nll, _, _ = self._forward(x, eps, need_grad=False)
         log_pz = standard_normal_log_density(z)[0]
         log_qz = gaussian_log_density(z, mu, logvar)[0]
         return -nll + log_pz - log_qz
+
+    def nll(self, x, eps):
+        """-log p(x|z) at the samples z = mu + σ·eps, forward only: (B,) or (L, B).
+
+        x : (B, D), eps : (B, Z) or (L, B, Z).
+        """
+        x, eps = self._inputs(x, eps, None, 1)
+        return self._forward(x, eps, need_grad=False)[3]
+
+    def log_likelihood(self, x, k=5000, rng=None, batch_size=None):
+        """Importance-weighted estimate of log p(x) in nats, per example: (B,) float64.
+
+        log p(x) ≈ log (1/k) Σ_k w_k,  log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x),
+        z_k ~ q(z|x), in chunks of bounded memory. See ``npvae.evaluate.log_likelihood``.
+        """
+        from .evaluate import log_likelihood  # evaluate imports this module
+
+        return log_likelihood(self, x, k=k, rng=rng, batch_size=batch_size)
+
+    def fit(self, x, **kwargs):
+        """Train this model on x, (N, D): ``npvae.train(self, x, **kwargs)``; returns the history."""
+        from .train import train  # train imports this module
+
+        return train(self, x, **kwargs)
+
+    def save(self, path, optimizer=None, history=None):
+        """Write a checkpoint (see ``npvae.checkpoint.save``); ``npvae.load(path)`` reads it."""
+        from .checkpoint import save  # checkpoint imports this module
+
+        return save(path, self, optimizer=optimizer, history=history)
 
 
 def logsumexp(a, axis):

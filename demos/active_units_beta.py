@@ -26,7 +26,7 @@ import numpy as np
 
 import _common
 from npvae import evaluate, plots
-from npvae.train import train
+from npvae import train
 
 
 def build_parser():

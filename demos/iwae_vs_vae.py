@@ -30,7 +30,7 @@ import numpy as np
 
 import _common
 from npvae import evaluate, plots
-from npvae.train import train
+from npvae import train
 
 
 def build_parser():
@@ -123,11 +123,7 @@ def figure(results, context):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    rng = np.random.default_rng(args.seed)
-    d = _common.load(args, rng)
-    print(f"data: {d.source}")
-    x_train, x_val, x_test = _common.split(d, args.seed)
+    args, _, _, (x_train, x_val, x_test) = _common.start(build_parser(), argv)
     results = [fit_and_score("VAE", "elbo", 1, args, x_train, x_val, x_test),
                fit_and_score(f"IWAE (K={args.k})", "iwae", args.k, args, x_train, x_val,
                              x_test)]

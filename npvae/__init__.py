@@ -12,7 +12,7 @@ from .cvae import CVAE
 from .errors import CheckpointError, DataError, NpvaeError
 from .estimator import VAEEstimator
 from .optim import SGD, Adam
-from .train import train  # the function; the module stays sys.modules["npvae.train"]
+from .training import train
 from .vae import VAE, VAEConfig
 
 __version__ = "0.1.0"

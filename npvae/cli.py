@@ -184,7 +184,7 @@ def _test_data(dataset, binarize, data_dir, n=None):
 
 def cmd_train(args):
     from . import checkpoint, evaluate
-    from .train import train
+    from .training import train
     from .vae import VAE
 
     settings, meta = _train_settings(args)
@@ -456,7 +456,7 @@ def _one_line(err):
 
 
 def main(argv=None):
-    from .train import TrainingInterrupted
+    from .training import TrainingInterrupted
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import NpvaeError
 from .evaluate import elbo
-from .train import train
+from .training import train
 from .vae import VAE
 
 

@@ -446,7 +446,7 @@ class VAE:
 
     def fit(self, x, **kwargs):
         """Train this model on x, (N, D): ``npvae.train(self, x, **kwargs)``; returns the history."""
-        from .train import train  # train imports this module
+        from .training import train  # training imports this module
 
         return train(self, x, **kwargs)
 

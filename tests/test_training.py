@@ -1,4 +1,4 @@
-"""Tests for npvae.train: the loss falls, the schedule, binarization, hooks, progress output,
+"""Tests for npvae.training (npvae.train): the loss falls, the schedule, binarization, hooks, progress output,
 bit-exact resume (at an epoch's end and mid-epoch, after Ctrl-C), and the non-finite guard.
 
 Tiny models (D = 20, Z = 2) on a few hundred synthetic binary examples, one to three epochs.
@@ -16,7 +16,7 @@ import pytest
 
 import npvae
 from npvae import checkpoint
-from npvae.train import NonFiniteLossError, TrainingInterrupted, train, warmup_beta
+from npvae.training import NonFiniteLossError, TrainingInterrupted, train, warmup_beta
 
 D = 20
 

@@ -187,3 +187,21 @@ class CVAE(VAE):
         """log w = log p(x|z,y) + log p(z) - log q(z|x,y) for each sample: (L, B)."""
         with self._given(y, x):
             return super().log_weights(x, eps)
+
+    def nll(self, x, y, eps):
+        """-log p(x|z, y) at the samples z = mu + σ·eps, forward only: (B,) or (L, B)."""
+        with self._given(y, x):
+            return super().nll(x, eps)
+
+    def fit(self, x, **kwargs):
+        """Not available: ``npvae.train`` feeds no labels. A CVAE trains by a loop of
+        ``loss_and_grads(x_batch, y_batch)`` and ``Adam.step``, as in demos/cvae.py."""
+        raise TypeError("npvae.train feeds no labels, so CVAE.fit is not available; train a "
+                        "CVAE with a loop of loss_and_grads(x_batch, y_batch) and Adam.step "
+                        "(demos/cvae.py shows one).")
+
+    def log_likelihood(self, x, k=5000, rng=None, batch_size=None):
+        """Not available: ``npvae.evaluate.log_likelihood`` feeds no labels. Estimate
+        log p(x|y) from ``log_weights(x, y, eps)`` with eps of shape (k, B, Z) instead."""
+        raise TypeError("CVAE.log_likelihood is not available (it feeds no labels); estimate "
+                        "log p(x|y) as logsumexp over k of log_weights(x, y, eps) - log k.")

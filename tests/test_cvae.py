@@ -157,3 +157,22 @@ def test_the_vae_methods_need_the_labels():
         model.loss_and_grads(x)
     with pytest.raises(TypeError, match="needs the labels"):
         VAE.encode(model, x)  # the unconditional path, bypassing the CVAE's signature
+
+
+def test_label_free_conveniences_say_what_to_do_instead():
+    model = CVAE(6, 3, hidden_dims=(4,), latent_dim=2, seed=0)
+    x = np.full((4, 6), 0.5, np.float32)
+    with pytest.raises(TypeError, match="feeds no labels.*loss_and_grads\\(x_batch, y_batch\\)"):
+        model.fit(x, epochs=1)
+    with pytest.raises(TypeError, match="log_weights\\(x, y, eps\\)"):
+        model.log_likelihood(x, k=3)
+    eps = np.random.default_rng(0).standard_normal((2, 4, 2), dtype=np.float32)
+    y = np.array([0, 1, 2, 0])
+    log_w = model.log_weights(x, y, eps)
+    nll = model.nll(x, y, eps)
+    assert nll.shape == (2, 4) and np.all(nll > 0)
+    mu, logvar = model.encode(x, y)
+    from npvae.distributions import gaussian_log_density, standard_normal_log_density
+    z = mu + np.exp(logvar / 2) * eps
+    expected = -nll + standard_normal_log_density(z)[0] - gaussian_log_density(z, mu, logvar)[0]
+    np.testing.assert_allclose(log_w, expected, rtol=1e-5)

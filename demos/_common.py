@@ -126,6 +126,15 @@ def model_from_args(args, input_dim=784, cls=npvae.VAE, **overrides):
     return cls(input_dim, **kwargs)
 
 
+def parse_and_load(parser, argv):
+    """Parse the flags and load the data: (args, a Generator seeded by --seed, Data)."""
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    d = load(args, rng)
+    print(f"data: {d.source}")
+    return args, rng, d
+
+
 def start(parser, argv):
     """The start of a demo: parse the flags, load the data, hold out a validation set.
 
@@ -137,10 +146,7 @@ def start(parser, argv):
     (x_train, x_val, x_test) : as ``split`` makes them, binarized as the demo's --binarize
         flag says ("dynamic" if it has none; "none" for grey pixels).
     """
-    args = parser.parse_args(argv)
-    rng = np.random.default_rng(args.seed)
-    d = load(args, rng)
-    print(f"data: {d.source}")
+    args, rng, d = parse_and_load(parser, argv)
     binarize = getattr(args, "binarize", "dynamic")
     return args, rng, d, split(d, args.seed, None if binarize == "none" else binarize)
 

@@ -88,10 +88,7 @@ def _label_cells(ax, rows=None, cols=None, xlabel="", ylabel="", side=28):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    rng = np.random.default_rng(args.seed)
-    d = _common.load(args, rng)
-    print(f"data: {d.source}")
+    args, rng, d = _common.parse_and_load(build_parser(), argv)
     names = plots.CLASS_NAMES[args.dataset]
     model = CVAE(d.x_train.shape[1], len(names), hidden_dims=tuple(args.hidden),
                  latent_dim=args.latent, seed=args.seed)

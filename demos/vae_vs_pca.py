@@ -56,10 +56,7 @@ def reconstruction_figure(x, rows, errors, context, side=28):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    rng = np.random.default_rng(args.seed)
-    d = _common.load(args, rng)
-    print(f"data: {d.source}")
+    args, _, d = _common.parse_and_load(build_parser(), argv)
     Z = args.latent
 
     start = time.perf_counter()

@@ -39,12 +39,17 @@ def dense_backward(dy, cache, need_dx=True):
 def dense_init(fan_in, fan_out, activation, rng, dtype=np.float32):
     """Draw (W, b) for a dense layer followed by ``activation``.
 
-    W ~ N(0, gain² / fan_in) and b = 0, the variance-preserving ("LeCun") scaling with the gain
-    that keeps a unit's second moment constant through the activation: √2 for relu (He et al.
-    2015), √(2 / (1 + 0.01²)) for leaky_relu, 5/3 for tanh and 1 otherwise (PyTorch's
-    ``calculate_gain`` values).
+    W ~ N(0, gain² · 2 / (fan_in + fan_out)) and b = 0: Glorot & Bengio's (2010) scaling, which
+    balances the variance of the forward signal and of the backward gradient, times the gain
+    that keeps a unit's second moment through the activation: √2 for relu, √(2 / (1 + 0.01²))
+    for leaky_relu, 5/3 for tanh, 1 otherwise (PyTorch's ``calculate_gain``).
+
+    Why not He's fan-in scaling for relu: in the VAE the decoder's first layer has fan-in Z = 20,
+    and √(2 / 20) makes it a large first step. On Fashion-MNIST, 10 epochs of the standard model
+    reach a test loss of 245.6 nats with He's scaling, 244.6 with this one, and 244.4 for the
+    PyTorch reference example (means over seeds; benchmarks/pytorch_reference.py).
     """
-    std = INIT_GAIN[activation] / math.sqrt(fan_in)
+    std = INIT_GAIN[activation] * math.sqrt(2.0 / (fan_in + fan_out))
     W = (rng.standard_normal((fan_in, fan_out)) * std).astype(dtype)
     b = np.zeros(fan_out, dtype=dtype)
     return W, b

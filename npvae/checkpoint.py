@@ -195,8 +195,9 @@ def read_arrays(path):
     path = resolve(path)
     try:
         npz = np.load(path, allow_pickle=False)
-    except ValueError as exc:  # a .npy holding pickled data, or a pickle file
-        raise CheckpointError(f"{path} is not an npvae checkpoint ({exc}).") from exc
+    except ValueError as exc:  # neither .npz nor .npy: numpy took it for a pickle, and refused
+        raise CheckpointError(f"{path} is not an npvae checkpoint: it is neither an .npz "
+                              f"archive nor an .npy array.") from exc
     except Exception as exc:  # noqa: BLE001 - any failure to parse means a corrupt file
         raise CheckpointError(f"cannot read {path}: the file is truncated or corrupt "
                               f"({type(exc).__name__}: {exc}).") from exc

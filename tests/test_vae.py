@@ -147,7 +147,7 @@ def test_training_smoke_adam_lowers_the_negative_elbo():
     opt = Adam(model.params, lr=3e-3)
     eval_eps = np.random.default_rng(1).standard_normal((512, 4), dtype=np.float32)
     start = model.loss_and_grads(x, eval_eps)[0]
-    for step in range(300):
+    for _ in range(300):
         batch = x[rng.integers(len(x), size=64)]
         loss, grads, _ = model.loss_and_grads(batch, rng=rng)
         opt.step(grads)

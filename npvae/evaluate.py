@@ -18,14 +18,14 @@ import math
 
 import numpy as np
 
-from . import checks, distributions
+from . import checks, distributions, memory
 from .vae import logsumexp
 
 # Decoder rows (examples × samples) per chunk of the log-likelihood. For the 784-400-20 model a
-# chunk's largest arrays, (rows, 784) float32, are ~3 MB each: they stay in the L3 cache. Larger
-# chunks are slower, not faster: at 8192 rows (~25 MB arrays) glibc gave every temporary fresh
-# pages from the kernel, and k = 5000 over 10,000 images spent ~600 CPU-s in page faults
-# (benchmarks/iwae_time.py).
+# chunk's largest arrays, (rows, 784) float32, are ~3 MB each: they stay in the L3 cache.
+# Chunks of 128 to 2048 rows all took 460-570 s for k = 5000 over 10,000 images, within this
+# 2-core VM's noise (benchmarks/iwae_time.py --max-rows), once memory.keep_freed_memory stopped
+# the page faults.
 MAX_ROWS = 1024
 
 # Burda et al. (2016): a unit is active when Var_x E_q[z|x] exceeds this.
@@ -113,6 +113,7 @@ def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROW
     rng = model.rng if rng is None else rng
     k = _positive_int(k, "k")
     max_rows = _positive_int(max_rows, "max_rows")
+    memory.keep_freed_memory()  # the chunks reuse freed pages instead of faulting in new ones
     n_examples = max(1, max_rows // k)  # examples per chunk; 1 whenever k is split
     if batch_size is not None:
         n_examples = min(n_examples, _positive_int(batch_size, "batch_size"))

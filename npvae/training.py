@@ -280,15 +280,17 @@ def _non_finite(loss, grads):
     """What went wrong ("the loss is nan", "the gradient of mu.W reached inf"), or "" if all
     is well.
 
-    A gradient counts as non-finite from √(largest float) up (≈ 1.8e19 in float32): its square,
-    Adam's second moment, would overflow. No healthy run comes anywhere near that.
+    A gradient counts as non-finite when its squared norm Σ g², one BLAS dot product, is NaN
+    or overflows: that is the case for any NaN or any |g| from √(largest float) up (≈ 1.8e19 in
+    float32), where Adam's second moment g² would overflow. No healthy run comes anywhere near.
     """
     if not math.isfinite(loss):
         return f"the loss is {loss}"
-    for name, g in grads.items():
-        size = np.abs(g).max()
-        if not size < math.sqrt(np.finfo(g.dtype).max):  # False for NaN too
-            return f"the gradient of {name} reached {size:.3g}"
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is what is looked for
+        for name, g in grads.items():
+            flat = g.reshape(-1)
+            if not math.isfinite(flat @ flat):
+                return f"the gradient of {name} reached {np.abs(g).max():.3g}"
     return ""
 
 

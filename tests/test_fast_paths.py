@@ -33,7 +33,7 @@ def ulps(a, b):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_log1p_by_log_and_correction_is_as_accurate_as_log1p(dtype):
-    """bernoulli_nll's log(u) + (e - (u - 1)) / u, u = 1 + e, against np.log1p(e) for e over
+    """bernoulli_nll's log(u) + δ, u = 1 + e, δ = e - (u - 1), against np.log1p(e) for e over
     (0, 1]: within 4 ulps, and exactly e where 1 + e rounds to 1 (where log(u) alone gives 0).
 
     With x = 0 and logits ≤ 0 an element's nll is max(l, 0) - x·l + log1p(e) = log1p(e)."""
@@ -47,15 +47,33 @@ def test_log1p_by_log_and_correction_is_as_accurate_as_log1p(dtype):
     assert tiny.any() and np.array_equal(nll[tiny], e[tiny])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("D", [1, 2, 3, 7, 784, 1025, 100_000])
+def test_sum_log_by_a_folded_product_matches_the_sum_of_logs(D, dtype):
+    """Σ_D log(u) as log Π_D u, the product in float64: to within 2 ulps of the float64 sum of
+    float64 logs (the plain form), for odd and even D, and without overflow at D = 100,000
+    (Π u up to 2^100000 as a whole)."""
+    rng = np.random.default_rng(D)
+    u = np.concatenate([1 + rng.random((3, D)), np.full((1, D), 2.0), np.ones((1, D))])
+    u = u.astype(dtype)  # (5, D): random in [1, 2), all 2 (the largest product), all 1
+    plain = np.log(u.astype(np.float64)).sum(axis=-1)
+    fast = dist.sum_log(u)
+    assert fast.dtype == dtype
+    assert np.all(np.abs(fast - plain) <= 2 * np.spacing(plain.astype(dtype)) + 1e-300)
+    assert fast[-1] == 0 and np.isclose(fast[-2], D * np.log(2), rtol=4 * np.finfo(dtype).eps)
+
+
 @given(arrays(np.float64, (40, 1), elements=st.floats(-200, 200)),
        arrays(np.float64, (40, 1), elements=st.floats(0, 1)))
 def test_bernoulli_nll_matches_the_plain_form(logits, x):
-    """Element by element (D = 1): the two differ only in log1p(e), by a few ulps of it."""
+    """Element by element (D = 1), to within float rounding: both forms round intermediates
+    as large as |l| (max(l, 0) and x·l, or ½|l| and (½ - x)·l) before they cancel, so they
+    agree to a few ulps of |l|, and of log1p(e) ≤ log 2."""
     for dtype in (np.float64, np.float32):
         nll, dlogits = dist.bernoulli_nll(logits.astype(dtype), x.astype(dtype))
         ref_nll, ref_d = plain_bernoulli_nll(logits.astype(dtype), x.astype(dtype))
         assert nll.dtype == dtype and dlogits.dtype == dtype
-        tol = 4 * np.spacing(dtype(1)) + np.spacing(np.abs(ref_nll))
+        tol = np.finfo(dtype).eps * (4 + 4 * np.abs(logits[:, 0]))
         assert np.all(np.abs(nll - ref_nll) <= tol)
         np.testing.assert_array_equal(dlogits, ref_d)  # σ(l) - x: the same operations exactly
 

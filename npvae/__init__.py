@@ -7,7 +7,7 @@
 """
 
 from . import gradcheck
-from .checkpoint import load
+from .checkpoint import load, save
 from .cvae import CVAE
 from .errors import CheckpointError, DataError, NpvaeError
 from .estimator import VAEEstimator
@@ -18,4 +18,4 @@ from .vae import VAE, VAEConfig
 __version__ = "0.1.0"
 
 __all__ = ["VAE", "VAEConfig", "Adam", "SGD", "gradcheck", "NpvaeError", "DataError",
-           "CheckpointError", "train", "load", "CVAE", "VAEEstimator", "__version__"]
+           "CheckpointError", "train", "load", "save", "CVAE", "VAEEstimator", "__version__"]

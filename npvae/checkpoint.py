@@ -321,7 +321,8 @@ def _restore(path, arrays, model):
     _copy_params(path, arrays, model)
     model_rng = _json(path, arrays, "model_rng")
     if model_rng is not None:
-        model.rng = generator(model_rng)
+        # Into the model's own Generator, in place: a training loop may hold it as its rng.
+        model.rng.bit_generator.state = generator(model_rng).bit_generator.state
     return model
 
 

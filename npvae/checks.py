@@ -8,6 +8,8 @@ Rules, documented once here:
 - values must be finite, and within [0, 1] for a Bernoulli likelihood.
 """
 
+import numbers
+
 import numpy as np
 
 
@@ -52,3 +54,41 @@ def as_eps(eps, batch_size, latent_dim, dtype):
     if not np.isfinite(eps).all():
         raise ValueError("eps contains NaN or infinite values; draw it from a standard normal.")
     return eps
+
+
+def positive_int(value, name):
+    """Return value as an int ≥ 1, or raise a TypeError/ValueError naming ``name``."""
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive integer, got {value!r}.")
+    if isinstance(value, bool) or not float(value).is_integer() or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def nonnegative(value, name):
+    """Return value as a float ≥ 0 (finite), or raise a TypeError/ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number ≥ 0, got {value!r}.")
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number ≥ 0, got {value!r}.")
+    return float(value)
+
+
+def as_generator(value, name):
+    """A numpy Generator from ``value``.
+
+    For a ``seed``: None, an int ≥ 0, a SeedSequence or a Generator (used as it is).
+    For an ``rng`` (any other name): a Generator only, since randomness is passed in.
+    """
+    if isinstance(value, np.random.Generator):
+        return value
+    if name != "seed":
+        raise TypeError(f"{name} must be a numpy Generator, got {type(value).__name__}; "
+                        f"pass e.g. {name}=np.random.default_rng({value!r}).")
+    if isinstance(value, bool) or not (value is None or isinstance(
+            value, (numbers.Integral, np.random.SeedSequence))):
+        raise TypeError(f"seed must be None, an integer ≥ 0, a SeedSequence or a Generator, "
+                        f"got {value!r}.")
+    if isinstance(value, numbers.Integral) and value < 0:
+        raise ValueError(f"seed must be an integer ≥ 0, got {value}.")
+    return np.random.default_rng(value)

@@ -8,24 +8,24 @@
     loss = (1/B) Σ_b [ NLL(x_b | z_b, y_b) + beta · KL(q(z|x_b, y_b) ‖ N(0, I)) ]
 
 Everything else is the VAE's, unchanged: the heads, the likelihoods, the ELBO, IWAE and
-free-bits objectives and their hand-written backward. A CVAE differs in two places only:
+free-bits objectives and their hand-written backward. The label enters as the VAE's explicit
+condition input ``cond = onehot(y)``, (B, C), and the VAE does the rest:
 
 1. the first layer of the encoder has D + C inputs, and the first layer of the decoder Z + C
    (the last rows of its W are the label's: W = [W_x; W_y], so [x, onehot] W = x W_x + W_y[y]);
-2. the backward of a concatenation is a slice, d[z, onehot] = [dz, donehot]. The label is
+2. with K samples of z per example, the decoder's rows are z.reshape(K·B, Z), so row k·B + b
+   is joined to onehot(y_b): the condition is tiled K times (``VAE._forward``);
+3. the backward of a concatenation is a slice, d[z, onehot] = [dz, donehot]. The label is
    data, not a parameter, so its part is dropped: dz = d[z, onehot][:, :Z].
-
-The labels are held by the model for the duration of one call (``_given``), so that the VAE's
-forward and backward, which know nothing of them, run as they are.
 """
 
-import contextlib
 import dataclasses
 import numbers
 
 import numpy as np
 
-from .vae import VAE, VAEConfig
+from . import checks
+from .vae import DEFAULT_HIDDEN_DIMS, DEFAULT_LATENT_DIM, VAE, VAEConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,10 +36,15 @@ class CVAEConfig(VAEConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if isinstance(self.n_classes, bool) or int(self.n_classes) != self.n_classes \
-                or self.n_classes < 2:
-            raise ValueError(f"n_classes must be an integer ≥ 2, got {self.n_classes!r}.")
-        object.__setattr__(self, "n_classes", int(self.n_classes))
+        object.__setattr__(self, "n_classes", _n_classes(self.n_classes))
+
+
+def _n_classes(n):
+    """n as an int ≥ 2, or a ValueError."""
+    if not (isinstance(n, numbers.Real) and not isinstance(n, bool)
+            and float(n).is_integer() and n >= 2):
+        raise ValueError(f"n_classes must be an integer ≥ 2, got {n!r}.")
+    return int(n)
 
 
 def as_labels(y, n_classes, batch_size=None):
@@ -78,16 +83,19 @@ class CVAE(VAE):
     (Z + C, Hn) (with no hidden layers: ``mu.W``, ``logvar.W`` and ``out.W``, ``out_logvar.W``).
     """
 
-    def __init__(self, input_dim, n_classes, hidden_dims=(400,), latent_dim=20,
-                 likelihood="bernoulli", activation="relu", sigma=1.0, dtype=np.float32,
-                 seed=None):
-        config = CVAEConfig(input_dim, tuple(hidden_dims), latent_dim, likelihood, activation,
-                            float(sigma), np.dtype(dtype).name, n_classes=n_classes)
-        self.n_classes = config.n_classes  # read by _layer_shapes during the VAE's __init__
-        self._onehot = None  # (B, C): the labels of the call in progress
+    conditional = True
+
+    def __init__(self, input_dim, n_classes, hidden_dims=DEFAULT_HIDDEN_DIMS,
+                 latent_dim=DEFAULT_LATENT_DIM, likelihood="bernoulli", activation="relu",
+                 sigma=1.0, dtype=np.float32, seed=None):
+        self.n_classes = self.cond_dim = _n_classes(n_classes)  # C, read by _layer_shapes
         super().__init__(input_dim, hidden_dims, latent_dim, likelihood, activation, sigma,
                          dtype, seed)
-        self.config = config
+
+    def _make_config(self, input_dim, hidden_dims, latent_dim, likelihood, activation, sigma,
+                     dtype):
+        return CVAEConfig(input_dim, hidden_dims, latent_dim, likelihood, activation,
+                          float(sigma), np.dtype(dtype).name, n_classes=self.n_classes)
 
     @classmethod
     def from_config(cls, config, seed=None):
@@ -96,75 +104,36 @@ class CVAE(VAE):
             config = CVAEConfig(**config)
         return super().from_config(config, seed)
 
-    def _layer_shapes(self):
-        """The VAE's layers, with C more inputs on the first layer of the encoder and decoder."""
-        deep = bool(self.config.hidden_dims)
-        first_layers = (("encoder.0", "decoder.0") if deep
-                        else ("mu", "logvar", "out", "out_logvar"))
-        return [(name, fan_in + self.n_classes if name in first_layers else fan_in, fan_out, act)
-                for name, fan_in, fan_out, act in super()._layer_shapes()]
-
-    # ------------------------------------------------------------------------ the label input
-
-    @contextlib.contextmanager
-    def _given(self, y, x):
-        """Hold onehot(y), (B, C), while the VAE's machinery runs on the batch x (B, ...)."""
-        batch_size = np.shape(x)[0] if np.ndim(x) else None
-        self._onehot = one_hot(as_labels(y, self.n_classes, batch_size), self.n_classes,
-                               self.dtype)
-        try:
-            yield
-        finally:
-            self._onehot = None
-
-    def _labels(self, n):
-        """onehot(y) repeated for n = L·B rows: row l·B + b has label y_b, as z.reshape(-1, Z)."""
-        if self._onehot is None:
-            raise TypeError("a CVAE needs the labels: call it with y, e.g. encode(x, y).")
-        return np.tile(self._onehot, (n // len(self._onehot), 1))  # (L·B, C)
-
-    def _encode_forward(self, x):
-        """q(z|x,y): the VAE's encoder on [x, onehot(y)], (B, D + C)."""
-        return super()._encode_forward(np.concatenate([x, self._labels(len(x))], axis=1))
-
-    def _decode_forward(self, z):
-        """p(x|z,y): the VAE's decoder on [z, onehot(y)], (N, Z + C)."""
-        return super()._decode_forward(np.concatenate([z, self._labels(len(z))], axis=1))
-
-    def _decode_backward(self, dheads, cache, grads):
-        """The VAE's decoder backward gives d[z, onehot] : (N, Z + C); dz is its first Z columns.
-        (The encoder's input gradient is never computed, so it needs no slice.)"""
-        return super()._decode_backward(dheads, cache, grads)[:, :self.latent_dim]  # (N, Z)
+    def _cond(self, y, batch_size=None):
+        """The condition input onehot(y), (B, C), from labels y : (B,)."""
+        return one_hot(as_labels(y, self.n_classes, batch_size), self.n_classes, self.dtype)
 
     # ------------------------------------------------------------------------ the public API
 
     def loss_and_grads(self, x, y, eps=None, beta=1.0, rng=None, objective="elbo", k=1,
-                       free_bits=0.0):
+                       free_bits=0.0, fused=False):
         """The negative ELBO (or IWAE bound) of p(x|y), in nats per example, and its gradient.
 
         Parameters
         ----------
         x : (B, D) array.
         y : (B,) int array of labels in [0, C).
-        eps, beta, rng, objective, k, free_bits : as for ``VAE.loss_and_grads``.
+        eps, beta, rng, objective, k, free_bits, fused : as for ``VAE.loss_and_grads``.
 
         Returns
         -------
         loss, grads, stats : as for ``VAE.loss_and_grads``.
         """
-        with self._given(y, x):
-            return super().loss_and_grads(x, eps, beta=beta, rng=rng, objective=objective, k=k,
-                                          free_bits=free_bits)
+        return self._loss_and_grads(x, self._cond(y, np.shape(x)[0]), eps, beta, rng,
+                                    objective, k, free_bits, fused)
 
     def encode(self, x, y):
         """q(z|x,y): x : (B, D), y : (B,)  ->  (mu, logvar), each (B, Z)."""
-        with self._given(y, x):
-            return super().encode(x)
+        return self._encode(x, self._cond(y, np.shape(x)[0]))
 
     def decode(self, z, y):
         """The mean of p(x|z,y): z : (N, Z), y : (N,)  ->  (N, D)."""
-        with self._given(y, z):
-            return super().decode(z)
+        return self._decode(z, self._cond(y, np.shape(z)[0]))
 
     def reconstruct(self, x, y):
         """decode(mu(x, y), y), (B, D). For style transfer, decode the mean with other labels."""
@@ -177,31 +146,14 @@ class CVAE(VAE):
         labels : (N,) int array, or an int N for labels 0, 1, ..., C-1, 0, 1, ... (N of them).
         """
         if isinstance(labels, numbers.Integral) and not isinstance(labels, bool):
-            labels = np.arange(int(labels)) % self.n_classes
+            labels = np.arange(checks.positive_int(labels, "labels")) % self.n_classes
         labels = as_labels(labels, self.n_classes)
-        rng = self.rng if rng is None else rng
-        return self.decode(rng.standard_normal((len(labels), self.latent_dim), dtype=self.dtype),
-                           labels)
+        return self.decode(self._prior_draws(len(labels), rng), labels)
 
-    def log_weights(self, x, y, eps):
-        """log w = log p(x|z,y) + log p(z) - log q(z|x,y) for each sample: (L, B)."""
-        with self._given(y, x):
-            return super().log_weights(x, eps)
+    def log_weights(self, x, y, eps, fused=False):
+        """log w = log p(x|z,y) + log p(z) - log q(z|x,y) for each sample: (K, B)."""
+        return self._log_weights(x, self._cond(y, np.shape(x)[0]), eps, fused)
 
-    def nll(self, x, y, eps):
-        """-log p(x|z, y) at the samples z = mu + σ·eps, forward only: (B,) or (L, B)."""
-        with self._given(y, x):
-            return super().nll(x, eps)
-
-    def fit(self, x, **kwargs):
-        """Not available: ``npvae.train`` feeds no labels. A CVAE trains by a loop of
-        ``loss_and_grads(x_batch, y_batch)`` and ``Adam.step``, as in demos/cvae.py."""
-        raise TypeError("npvae.train feeds no labels, so CVAE.fit is not available; train a "
-                        "CVAE with a loop of loss_and_grads(x_batch, y_batch) and Adam.step "
-                        "(demos/cvae.py shows one).")
-
-    def log_likelihood(self, x, k=5000, rng=None, batch_size=None):
-        """Not available: ``npvae.evaluate.log_likelihood`` feeds no labels. Estimate
-        log p(x|y) from ``log_weights(x, y, eps)`` with eps of shape (k, B, Z) instead."""
-        raise TypeError("CVAE.log_likelihood is not available (it feeds no labels); estimate "
-                        "log p(x|y) as logsumexp over k of log_weights(x, y, eps) - log k.")
+    def nll(self, x, y, eps, fused=False):
+        """-log p(x|z, y) at the samples z = mu + σ·eps, forward only: (B,) or (K, B)."""
+        return self._nll_at(x, self._cond(y, np.shape(x)[0]), eps, fused)

@@ -2,7 +2,7 @@
 
 Each loss-like function returns its per-example value, summed over the last axis (the data or
 latent dimension), together with the gradient *of that sum* with respect to each input. The
-leading axes, (B,) or (L, B), are carried through, and the model divides by B (and L) where it
+leading axes, (B,) or (K, B), are carried through, and the model divides by B (and K) where it
 averages. All values are in nats.
 """
 
@@ -10,30 +10,48 @@ import math
 
 import numpy as np
 
+from .layers import sigmoid, softplus
+
 LOG_2PI = math.log(2 * math.pi)  # a Python float, so float32 arrays stay float32
 
 
-def bernoulli_nll(logits, x, need_grad=True):
-    """-log Bernoulli(x | σ(logits)), summed over D, and its gradient.
+def bernoulli_nll(logits, x, need_grad=True, fused=False):
+    """-log Bernoulli(x | sigmoid(logits)), summed over D, and its gradient.
 
-    nll = Σ_D softplus(logits) - x·logits
-        = Σ_D ½|logits| + (½ - x)·logits + log1p(e),   e = exp(-|logits|) ∈ (0, 1],
-    since softplus(l) = max(l, 0) + log1p(e) and max(l, 0) = ½(|l| + l). Finite and exact for
-    any logits (no σ is clipped or logged). The gradient is the fused sigmoid-and-cross-entropy
-    one: dlogits = σ(logits) - x, where σ(logits) = 1 / (1 + e) for logits ≥ 0 and e / (1 + e)
-    below. The loss and the gradient share e and u = 1 + e: one exp per element, and a log
-    only every few hundred elements (see ``sum_log``).
+    nll     = Σ_D softplus(logits) - x·logits,
+    dlogits = sigmoid(logits) - x          (the sigmoid fused with the cross-entropy).
+
+    softplus(l) = log(1 + e^l) is computed stably (``layers.softplus``), so the loss is finite
+    and exact for any logits: no probability is clipped or logged.
+    ``fused=True`` computes the same numbers with ``bernoulli_nll_fused``, its fast twin.
 
     logits : (..., D) array, x : (..., D) array with values in [0, 1]
     ->  nll : (...,) array,  dlogits : (..., D) array (None if not ``need_grad``).
     """
+    if fused:
+        return bernoulli_nll_fused(logits, x, need_grad)
+    nll = (softplus(logits) - x * logits).sum(axis=-1)  # (...,)
+    return nll, (sigmoid(logits) - x if need_grad else None)
+
+
+def bernoulli_nll_fused(logits, x, need_grad=True):
+    """The fast twin of ``bernoulli_nll``: the same value and gradient, one exp per element.
+
+    With a = |logits| and e = exp(-a), softplus(l) = max(l, 0) + log1p(e) and max(l, 0) =
+    ½(a + l), so  nll = Σ_D ½a + (½ - x)·l + log1p(e).  log1p(e) is taken as log(u) + δ with
+    u = 1 + e and δ = e - (u - 1), what rounding 1 + e lost; the logs are summed as the log of
+    a product (``sum_log``), one log per few hundred elements. sigmoid(l) = 1/u for l ≥ 0 and
+    e/u below, from the same e and u. tests/test_fast_paths.py holds it to the textbook form.
+    In floating point e is in [0, 1] (it underflows to 0 beyond a ≈ 104 in float32) and u in
+    [1, 2] (u = 1 exactly once e < ulp(1)/2; then δ = e carries all of log1p(e)).
+
+    logits, x : (..., D) arrays  ->  nll : (...,),  dlogits : (..., D) (None if not ``need_grad``).
+    """
     a = np.abs(logits)  # (..., D)
-    e = np.exp(-a)  # (..., D), in (0, 1]
-    u = 1 + e  # (..., D), in (1, 2]
-    # log1p(e) = log(u) + log1p(δ / u) with δ = e - (u - 1), exactly what rounding 1 + e lost
-    # (u - 1 is exact). |δ| ≤ ulp(1) / 2, so log1p(δ / u) = δ to within |δ|(1 - 1/u) ≤ ulp(1) / 4:
-    # as accurate as np.log1p(e), which is 7× slower than log in float32. The plain form is
-    # checked against this one in tests/test_fast_paths.py.
+    e = np.exp(-a)  # (..., D), in [0, 1]
+    u = 1 + e  # (..., D), in [1, 2]
+    # log1p(e) = log(u) + log1p(δ / u), and |δ| ≤ ulp(1) / 2, so log1p(δ / u) = δ to within
+    # |δ|(1 - 1/u) ≤ ulp(1) / 4: as accurate as np.log1p(e), which is 7× slower than log.
     terms = (0.5 - x) * logits  # (..., D)
     a *= 0.5
     terms += a  # ½|l| + (½ - x)·l: the two cancel exactly where the prediction is right
@@ -43,7 +61,7 @@ def bernoulli_nll(logits, x, need_grad=True):
     nll = terms.sum(axis=-1) + sum_log(u)  # Σ_D log1p(e) = Σ_D [log(u) + δ]
     if not need_grad:  # forward only (evaluation)
         return nll, None
-    probs = np.maximum(e, logits >= 0) / u  # σ(logits): 1/u for logits ≥ 0, else e/u (e ≤ 1)
+    probs = np.maximum(e, logits >= 0) / u  # sigmoid(l): 1/u for l ≥ 0, else e/u (e ≤ 1)
     return nll, probs - x
 
 
@@ -61,7 +79,7 @@ def sum_log(u):
     first), at most ``SUM_LOG_FOLDS`` times, and only the few entries left are logged. The
     first fold multiplies two float32 numbers into a float64, which is exact; each later
     fold rounds by at most 2⁻⁵³ (relative), so the result is correct to float32's last digit.
-    Plain form: np.log(u).sum(axis=-1) (checked in tests/test_fast_paths.py).
+    Textbook form: np.log(u).sum(axis=-1) (checked in tests/test_fast_paths.py).
     """
     n = u.shape[-1]
     if n < 2:
@@ -137,6 +155,19 @@ def kl_per_dimension(mu, logvar):
     return 0.5 * (mu * mu + np.expm1(logvar) - logvar)
 
 
+def free_bits_kl(mu, logvar, floor):
+    """The free-bits KL term (Kingma et al. 2016) of a batch, and the dimensions it trains.
+
+    term = Σ_Z max(λ, KL_Z),   KL_Z = (1/B) Σ_B KL_bZ, the batch mean of dimension Z's KL;
+    ∂term/∂KL_bZ = 1[KL_Z > λ] / B: a dimension below the floor λ gets no gradient, so the
+    KL cannot push it below λ nats.
+
+    mu, logvar : (B, Z) arrays, floor : λ ≥ 0  ->  term : float,  trained : (Z,) bool array.
+    """
+    kl_dim = kl_per_dimension(mu, logvar).mean(axis=0)  # (Z,)
+    return float(np.maximum(kl_dim, floor).sum()), kl_dim > floor
+
+
 def gaussian_log_density(z, mu, logvar):
     """log N(z | mu, diag e^{logvar}), summed over Z, and its gradients.
 
@@ -169,27 +200,34 @@ def reparameterize_forward(mu, logvar, eps):
     The randomness is the input eps ~ N(0, I), so z is a deterministic, differentiable function
     of (mu, logvar) and the forward can be gradient-checked with eps held fixed.
 
-    mu, logvar : (B, Z) arrays, eps : (B, Z) or (L, B, Z) array  ->  z : eps's shape.
+    mu, logvar : (B, Z) arrays, eps : (B, Z) or (K, B, Z) array  ->  z : eps's shape.
     """
     sigma = np.exp(0.5 * logvar)  # (B, Z), the standard deviation (not the variance)
-    z = mu + sigma * eps  # (L, B, Z) or (B, Z)
+    z = mu + sigma * eps  # (K, B, Z) or (B, Z)
     return z, (sigma, eps)
 
 
 def reparameterize_backward(dz, cache):
     """Backward of z = mu + exp(logvar / 2) · eps.
 
-    dmu     = Σ_L dz,
-    dlogvar = Σ_L dz · eps · σ / 2          (∂σ/∂logvar = σ / 2),
-    where Σ_L sums over the sample axis when eps is (L, B, Z): every sample adds its gradient.
+    dmu     = Σ_K dz,
+    dlogvar = Σ_K dz · eps · σ / 2          (∂σ/∂logvar = σ / 2),
+    where Σ_K sums over the sample axis when eps is (K, B, Z): every sample adds its gradient.
 
     dz : eps's shape  ->  dmu, dlogvar : (B, Z).
     """
     sigma, eps = cache
-    dlogvar = dz * eps  # (L, B, Z) or (B, Z)
+    dlogvar = dz * eps  # (K, B, Z) or (B, Z)
     if dz.ndim == 3:
         dmu, dlogvar = dz.sum(axis=0), dlogvar.sum(axis=0)  # (B, Z)
     else:
         dmu = dz.copy()  # a new array: the caller adds the KL's gradient to it
     dlogvar *= 0.5 * sigma
     return dmu, dlogvar
+
+
+def logsumexp(a, axis):
+    """log Σ exp(a) along ``axis``, shifted by the max so that nothing overflows."""
+    a_max = a.max(axis=axis, keepdims=True)
+    a_max = np.where(np.isfinite(a_max), a_max, 0)
+    return np.log(np.exp(a - a_max).sum(axis=axis)) + np.squeeze(a_max, axis=axis)

@@ -11,7 +11,10 @@ order: example n gets the n-th block of standard normals, (Z,) for the ELBO and 
 log-likelihood. So the numbers depend on the seed only, never on ``batch_size`` or on how the
 work is split into chunks.
 
-Shapes: N examples, D input, Z latent, B examples per chunk, L samples per chunk.
+For a conditional model (a CVAE), pass its labels as ``y``: (N,) ints. Each function takes
+``fused`` (default True): the fast twins of the textbook kernels, the same numbers sooner.
+
+Shapes: N examples, D input, Z latent, B examples per chunk, K samples per chunk.
 """
 
 import math
@@ -19,7 +22,8 @@ import math
 import numpy as np
 
 from . import checks, distributions, memory
-from .vae import logsumexp
+from .batching import minibatches
+from .distributions import logsumexp
 
 # Decoder rows (examples × samples) per chunk of the log-likelihood. For the 784-400-20 model a
 # chunk's largest arrays, (rows, 784) float32, are ~3 MB each: they stay in the L3 cache.
@@ -38,24 +42,30 @@ def _data(model, x):
                            unit_interval=model.config.likelihood == "bernoulli")
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
+def _labels(model, y, n):
+    """y checked against the model: None for a VAE, (N,) labels for a CVAE."""
+    if model.conditional and y is None:
+        raise TypeError("a conditional model (CVAE) needs the labels: pass y=..., (N,) ints.")
+    if not model.conditional and y is not None:
+        raise TypeError("y is for a conditional model (CVAE); this model takes no labels.")
+    if y is not None and len(y) != n:
+        raise ValueError(f"y has {len(y)} labels for {n} examples; pass one label per example.")
+    return y
 
 
-def _chunks(n, size):
-    """(start, stop) pairs that cover range(n) in steps of ``size``."""
-    return [(start, min(start + size, n)) for start in range(0, n, size)]
+def _given(y, index):
+    """The label arguments of a model call on the batch ``index``: () or (y[index],)."""
+    return () if y is None else (np.asarray(y)[index],)
 
 
-def _encode(model, x, batch_size=1000):
+def _encode(model, x, y=None, batch_size=1000):
     """q(z|x) for every example, encoded in batches: (mu, logvar), each (N, Z)."""
-    parts = [model.encode(x[start:stop]) for start, stop in _chunks(len(x), batch_size)]
+    parts = [model.encode(x[index], *_given(y, index))
+             for _, index in minibatches(len(x), batch_size)]
     return tuple(np.concatenate(a) for a in zip(*parts))
 
 
-def elbo(model, x, rng=None, batch_size=1000):
+def elbo(model, x, rng=None, batch_size=1000, y=None, fused=True):
     """The evidence lower bound, averaged over the examples, in nats.
 
     elbo = -(recon + kl),  recon = -log p(x|z) at one z = mu + σ·eps per example,
@@ -63,29 +73,33 @@ def elbo(model, x, rng=None, batch_size=1000):
 
     Parameters
     ----------
-    model : VAE.
+    model : VAE or CVAE.
     x : (N, D) array.
     rng : Generator or None (the model's own generator).
     batch_size : int, examples per forward pass.
+    y : (N,) labels for a CVAE, else None.
+    fused : bool, the fast twins of the textbook kernels (the same numbers).
 
     Returns
     -------
     dict of floats: "elbo", "recon", "kl", each a mean over the N examples.
     """
     x = _data(model, x)
-    rng = model.rng if rng is None else rng
-    batch_size = _positive_int(batch_size, "batch_size")
+    y = _labels(model, y, len(x))
+    rng = model.rng if rng is None else checks.as_generator(rng, "rng")
     recon = kl = 0.0
-    for start, stop in _chunks(len(x), batch_size):
-        xb = x[start:stop]  # (B, D)
-        eps = rng.standard_normal((stop - start, model.latent_dim), dtype=model.dtype)  # (B, Z)
-        recon += float(model.nll(xb, eps).sum(dtype=np.float64))
-        kl += float(distributions.kl_standard_normal(*model.encode(xb))[0].sum(dtype=np.float64))
+    for _, index in minibatches(len(x), batch_size):
+        xb, given = x[index], _given(y, index)  # (B, D)
+        eps = rng.standard_normal((len(xb), model.latent_dim), dtype=model.dtype)  # (B, Z)
+        recon += float(model.nll(xb, *given, eps, fused=fused).sum(dtype=np.float64))
+        mu, logvar = model.encode(xb, *given)
+        kl += float(distributions.kl_standard_normal(mu, logvar)[0].sum(dtype=np.float64))
     recon, kl = recon / len(x), kl / len(x)
     return {"elbo": -(recon + kl), "recon": recon, "kl": kl}
 
 
-def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROWS):
+def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROWS, y=None,
+                   fused=True):
     """Importance-weighted estimate of log p(x), per example, in nats (Burda et al. 2016).
 
     log p(x) ≈ log (1/k) Σ_k w_k,   log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x),
@@ -98,68 +112,74 @@ def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROW
 
     Parameters
     ----------
-    model : VAE.
+    model : VAE or CVAE (log p(x|y), with the labels y).
     x : (N, D) array.
     k : int, importance samples per example.
     rng : Generator or None (the model's own generator).
     batch_size : int or None, the most examples per chunk (None: as many as ``max_rows`` allows).
     max_rows : int, the most decoder rows per chunk; bounds the memory.
+    y : (N,) labels for a CVAE, else None.
+    fused : bool, the fast twins of the textbook kernels (the same numbers).
 
     Returns
     -------
     (N,) float64 array.
     """
     x = _data(model, x)
-    rng = model.rng if rng is None else rng
-    k = _positive_int(k, "k")
-    max_rows = _positive_int(max_rows, "max_rows")
+    y = _labels(model, y, len(x))
+    rng = model.rng if rng is None else checks.as_generator(rng, "rng")
+    k = checks.positive_int(k, "k")
+    max_rows = checks.positive_int(max_rows, "max_rows")
     memory.keep_freed_memory()  # the chunks reuse freed pages instead of faulting in new ones
     n_examples = max(1, max_rows // k)  # examples per chunk; 1 whenever k is split
     if batch_size is not None:
-        n_examples = min(n_examples, _positive_int(batch_size, "batch_size"))
-    n_samples = min(k, max_rows)  # samples per chunk
-
+        n_examples = min(n_examples, checks.positive_int(batch_size, "batch_size"))
     log_p = np.empty(len(x), dtype=np.float64)  # (N,)
-    for start, stop in _chunks(len(x), n_examples):
-        log_sum_w = np.full(stop - start, -np.inf)  # (B,): log Σ w over the samples so far
-        for k_start, k_stop in _chunks(k, n_samples):
-            # Example-major, as the stream is laid out: (B, L, Z) is the next B·L·Z normals.
-            eps = rng.standard_normal((stop - start, k_stop - k_start, model.latent_dim),
-                                      dtype=model.dtype)  # (B, L, Z)
-            log_w = model.log_weights(x[start:stop], eps.transpose(1, 0, 2))  # (L, B)
+    for _, index in minibatches(len(x), n_examples):
+        xb, given = x[index], _given(y, index)  # (B, D)
+        log_sum_w = np.full(len(xb), -np.inf)  # (B,): log Σ w over the samples so far
+        for _, samples in minibatches(k, max_rows):  # the k samples, at most max_rows at once
+            # Example-major, as the stream is laid out: (B, K, Z) is the next B·K·Z normals.
+            n_samples = samples.stop - samples.start
+            eps = rng.standard_normal((len(xb), n_samples, model.latent_dim),
+                                      dtype=model.dtype)  # (B, K, Z)
+            log_w = model.log_weights(xb, *given, eps.transpose(1, 0, 2), fused=fused)  # (K, B)
             log_sum_w = np.logaddexp(log_sum_w, logsumexp(log_w.astype(np.float64), axis=0))
-        log_p[start:stop] = log_sum_w - math.log(k)
+        log_p[index] = log_sum_w - math.log(k)
     return log_p
 
 
-def posterior_mean_variance(model, x):
+def posterior_mean_variance(model, x, y=None):
     """Var over x of the posterior mean E_q[z|x] = mu(x), for each latent unit: (Z,) float64."""
-    mu, _ = _encode(model, _data(model, x))
+    x = _data(model, x)
+    mu, _ = _encode(model, x, _labels(model, y, len(x)))
     return mu.astype(np.float64).var(axis=0)
 
 
-def active_units(model, x, threshold=ACTIVE_THRESHOLD):
+def active_units(model, x, threshold=ACTIVE_THRESHOLD, y=None):
     """The number of active latent units: those with Var_x mu(x) > threshold (Burda et al. 2016).
 
     A unit whose posterior mean does not move with x carries no information about x.
     """
-    return int((posterior_mean_variance(model, x) > threshold).sum())
+    return int((posterior_mean_variance(model, x, y) > threshold).sum())
 
 
-def kl_per_dimension(model, x):
+def kl_per_dimension(model, x, y=None):
     """KL(q(z_j|x) ‖ N(0, 1)) for each latent dimension j, averaged over x: (Z,) float64.
 
     Sums to the mean closed-form KL of the ELBO.
     """
-    mu, logvar = _encode(model, _data(model, x))
+    x = _data(model, x)
+    mu, logvar = _encode(model, x, _labels(model, y, len(x)))
     return distributions.kl_per_dimension(mu, logvar).mean(axis=0, dtype=np.float64)
 
 
-def evaluate(model, x, k=5000, rng=None, batch_size=None, threshold=ACTIVE_THRESHOLD):
+def evaluate(model, x, k=5000, rng=None, batch_size=None, threshold=ACTIVE_THRESHOLD, y=None,
+             fused=True):
     """Every evaluation number of ``model`` on ``x``, as one dict of plain Python values.
 
     The ELBO's noise is drawn first, then the log-likelihood's, both from ``rng`` (default:
-    the model's own generator).
+    the model's own generator). For a CVAE pass the labels y; log p(x) is then log p(x|y).
 
     Returns
     -------
@@ -168,13 +188,13 @@ def evaluate(model, x, k=5000, rng=None, batch_size=None, threshold=ACTIVE_THRES
     "active_units", "kl_per_dim" (list of Z floats).
     """
     x = _data(model, x)
-    rng = model.rng if rng is None else rng
-    result = {"n": len(x), "k": _positive_int(k, "k")}
-    result.update(elbo(model, x, rng=rng, batch_size=batch_size or 1000))
-    log_p = log_likelihood(model, x, k=k, rng=rng, batch_size=batch_size)
+    rng = model.rng if rng is None else checks.as_generator(rng, "rng")
+    result = {"n": len(x), "k": checks.positive_int(k, "k")}
+    result.update(elbo(model, x, rng=rng, batch_size=batch_size or 1000, y=y, fused=fused))
+    log_p = log_likelihood(model, x, k=k, rng=rng, batch_size=batch_size, y=y, fused=fused)
     result["log_likelihood"] = float(log_p.mean())
     result["log_likelihood_se"] = (float(log_p.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1
                                    else math.nan)
-    result["active_units"] = active_units(model, x, threshold)
-    result["kl_per_dim"] = [float(v) for v in kl_per_dimension(model, x)]
+    result["active_units"] = active_units(model, x, threshold, y=y)
+    result["kl_per_dim"] = [float(v) for v in kl_per_dimension(model, x, y=y)]
     return result

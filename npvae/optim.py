@@ -84,50 +84,75 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015), with bias correction by the number of steps t.
+    """Adam (Kingma & Ba 2015, Algorithm 1), with bias correction by the number of steps t.
 
     m ← β₁ m + (1 - β₁) g,       v ← β₂ v + (1 - β₂) g²,
     m̂ = m / (1 - β₁ᵗ),           v̂ = v / (1 - β₂ᵗ),
-    p ← p - lr · m̂ / (√v̂ + eps).
-    ``weight_decay`` adds weight_decay · p to g first (L2 regularisation, as torch.optim.Adam).
-    The first step is p ← p - lr · g / (|g| + eps). ``lr`` may be changed between steps.
+    θ ← θ - α · m̂ / (√v̂ + ε).
+    ``weight_decay`` adds weight_decay · θ to g first (L2 regularisation, as torch.optim.Adam).
+    The first step is θ ← θ - α · g / (|g| + ε). ``lr`` (α) may be changed between steps.
+
+    ``fused=False`` runs ``step`` as written above, line by line; ``fused=True`` runs its twin
+    ``_step_fused``: the same update in the paper's "more efficient" order, in place, with no
+    temporary arrays (tests/test_fast_paths.py holds the two to float rounding).
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), epsilon=1e-8, weight_decay=0.0,
+                 fused=False):
         super().__init__(params, lr)
         b1, b2 = betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"betas must each be in [0, 1), got {betas!r}.")
-        if not eps > 0 or weight_decay < 0:
-            raise ValueError(f"eps must be > 0 and weight_decay ≥ 0, got {eps!r}, {weight_decay!r}.")
-        self.betas, self.eps, self.weight_decay = (b1, b2), eps, weight_decay
+        if not epsilon > 0 or not weight_decay >= 0:
+            raise ValueError(f"epsilon must be > 0 and weight_decay ≥ 0, got {epsilon!r}, "
+                             f"{weight_decay!r}.")
+        self.betas, self.epsilon, self.weight_decay = (b1, b2), epsilon, weight_decay
+        self.fused = bool(fused)
 
     def step(self, grads):
+        """One update of every parameter, from grads (the keys of params)."""
         self._check_grads(grads)
         self.t += 1
+        if self.fused:
+            return self._step_fused(grads)
+        b1, b2 = self.betas  # Python floats, so that float32 arrays stay float32
+        m_all, v_all = self._slot("m"), self._slot("v")
+        for name, theta in self.params.items():
+            g = grads[name]
+            if self.weight_decay:
+                g = g + self.weight_decay * theta
+            m, v = m_all[name], v_all[name]
+            m[...] = b1 * m + (1 - b1) * g  # first moment
+            v[...] = b2 * v + (1 - b2) * g * g  # second moment
+            m_hat = m / (1 - b1**self.t)  # bias-corrected
+            v_hat = v / (1 - b2**self.t)
+            theta -= self.lr * m_hat / (np.sqrt(v_hat) + self.epsilon)
+
+    def _step_fused(self, grads):
+        """The fast twin of ``step``: Kingma & Ba's "more efficient order" (section 2), in place.
+
+        With √v̂ = √v / √(1 - β₂ᵗ),  α · m̂ / (√v̂ + ε) = α_t · m / (√v + ε̂),
+        α_t = α · √(1 - β₂ᵗ) / (1 - β₁ᵗ),  ε̂ = ε · √(1 - β₂ᵗ): both bias corrections folded
+        into two scalars, and every array operation written into a reused work array.
+        """
         b1, b2 = self.betas
         m_all, v_all = self._slot("m"), self._slot("v")
-        # Kingma & Ba's "more efficient order" (section 2): with √v̂ = √v / √(1 - β₂ᵗ),
-        #   lr · m̂ / (√v̂ + eps) = α · m / (√v + ε̂),  α = lr · √(1 - β₂ᵗ) / (1 - β₁ᵗ),
-        #   ε̂ = eps · √(1 - β₂ᵗ),
-        # the same update with both bias corrections folded into two scalars. Python floats,
-        # so that float32 arrays stay float32.
         sqrt_c2 = math.sqrt(1 - b2**self.t)
-        alpha = self.lr * sqrt_c2 / (1 - b1**self.t)
-        eps_hat = self.eps * sqrt_c2
-        for k, p in self.params.items():
-            g = grads[k]
+        alpha_t = self.lr * sqrt_c2 / (1 - b1**self.t)
+        epsilon_hat = self.epsilon * sqrt_c2
+        for name, theta in self.params.items():
+            g = grads[name]
             if self.weight_decay:
-                g = g + self.weight_decay * p
-            m, v, tmp = m_all[k], v_all[k], self._scratch(k)  # tmp: reused, nothing allocated
+                g = g + self.weight_decay * theta
+            m, v, tmp = m_all[name], v_all[name], self._scratch(name)
             m *= b1  # m ← β₁ m + (1 - β₁) g
             m += np.multiply(g, 1 - b1, out=tmp)
             v *= b2  # v ← β₂ v + (1 - β₂) g²
             tmp = np.multiply(g, g, out=tmp)
             tmp *= 1 - b2
             v += tmp
-            tmp = np.sqrt(v, out=tmp)  # p ← p - α · m / (√v + ε̂)
-            tmp += eps_hat
+            tmp = np.sqrt(v, out=tmp)  # θ ← θ - α_t · m / (√v + ε̂)
+            tmp += epsilon_hat
             tmp = np.divide(m, tmp, out=tmp)
-            tmp *= alpha
-            p -= tmp
+            tmp *= alpha_t
+            theta -= tmp

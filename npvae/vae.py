@@ -6,26 +6,33 @@
     decoder   z ─► [dense ─► act] × n ─► h ─┬─► dense ─► logits or mean          p(x|z)
                                             └─► dense ─► clamp ─► logvar_x  (gaussian-learned only)
 
-    loss = (1/B) Σ_b [ NLL(x_b | z_b) + beta · KL(q(z|x_b) ‖ N(0, I)) ]      (nats per example)
+    loss = (1/B) Σ_b [ (1/K) Σ_k NLL(x_b | z_kb) + beta · KL(q(z|x_b) ‖ N(0, I)) ]   (nats)
 
-Shapes: B batch, D input, H hidden, Z latent, L samples per example (eps is (B, Z) or (L, B, Z)).
-The backward of the whole model is in ``VAE.loss_and_grads``, step by step, in reverse order of
-the forward; ``npvae.gradcheck`` proves each step against finite differences.
+Symbols (the same in every module): B batch, D data, H hidden, Z latent, K samples of z per
+example (eps is (B, Z), or (K, B, Z) for K > 1), C classes of a condition.
+Reading order: ``loss_and_grads`` dispatches to ``_elbo_loss_and_grads`` (or the IWAE bound,
+``_iwae_loss_and_grads``); each runs ``_forward`` and then its backward, step by step, in
+reverse order of the forward. ``npvae.gradcheck`` proves each step against finite differences.
+
+A condition (the CVAE's one-hot label) is an explicit input, ``cond`` (B, C): it is joined to x
+where the encoder starts and to z where the decoder starts. A plain VAE passes None.
 """
 
 import dataclasses
 import math
+import numbers
 
 import numpy as np
 
 from . import checks
 from .distributions import (
     bernoulli_nll,
+    free_bits_kl,
     gaussian_log_density,
     gaussian_nll,
     gaussian_nll_learned,
-    kl_per_dimension,
     kl_standard_normal,
+    logsumexp,
     reparameterize_backward,
     reparameterize_forward,
     standard_normal_log_density,
@@ -39,6 +46,10 @@ from .layers import (
     dense_init,
     sigmoid,
 )
+
+# The default architecture, defined here once: 784-400-20 for MNIST.
+DEFAULT_HIDDEN_DIMS = (400,)
+DEFAULT_LATENT_DIM = 20
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
 OBJECTIVES = ("elbo", "iwae")
@@ -54,19 +65,27 @@ class VAEConfig:
     """Everything that fixes the architecture; saved in checkpoints as JSON."""
 
     input_dim: int
-    hidden_dims: tuple = (400,)
-    latent_dim: int = 20
+    hidden_dims: tuple = DEFAULT_HIDDEN_DIMS
+    latent_dim: int = DEFAULT_LATENT_DIM
     likelihood: str = "bernoulli"
     activation: str = "relu"
     sigma: float = 1.0
     dtype: str = "float32"
 
     def __post_init__(self):
+        if isinstance(self.hidden_dims, (numbers.Number, str)):
+            raise TypeError(f"hidden_dims must be a sequence of layer sizes, got "
+                            f"{self.hidden_dims!r}; write hidden_dims=({self.hidden_dims!r},) "
+                            f"for one hidden layer, or () for none.")
+        if not all(_is_int(h) for h in self.hidden_dims):
+            raise ValueError(f"hidden_dims must be whole layer sizes, got {self.hidden_dims!r}.")
         object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
         object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
         for name, value in [("input_dim", self.input_dim), ("latent_dim", self.latent_dim)]:
-            if int(value) != value or value <= 0:
+            if not _is_int(value) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        object.__setattr__(self, "input_dim", int(self.input_dim))
+        object.__setattr__(self, "latent_dim", int(self.latent_dim))
         if any(h <= 0 for h in self.hidden_dims):
             raise ValueError(
                 f"hidden_dims must be positive sizes, got {self.hidden_dims}; "
@@ -89,6 +108,32 @@ class VAEConfig:
         return {**dataclasses.asdict(self), "hidden_dims": list(self.hidden_dims)}
 
 
+def _is_int(value):
+    """True for an integral number (3, np.int64(3), 3.0), False for 2.5, True/False or text."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and float(value).is_integer())
+
+
+@dataclasses.dataclass
+class Forward:
+    """What the forward pass computed, and what its backward needs (``VAE._forward``).
+
+    The per-sample NLL gradients are those of each sample's own sum over D, unscaled: the loss
+    functions apply 1/B or 1/(K·B) to them.
+    """
+
+    mu: np.ndarray  # (B, Z), the mean of q(z|x)
+    logvar: np.ndarray  # (B, Z), its log-variance, after the clamp
+    z: np.ndarray  # (B, Z) or (K, B, Z): z = mu + exp(logvar / 2) · eps
+    nll: np.ndarray  # (B,) or (K, B): -log p(x|z), summed over D
+    dnll_dheads: tuple  # ∂NLL/∂head for each decoder head, each (B, D) or (K, B, D); or Nones
+    encoder_cache: tuple  # (trunk caches, mu cache, logvar cache, clamp mask)
+    sampler_cache: tuple  # (sigma, eps)
+    decoder_cache: tuple  # (trunk caches, out cache, out_logvar caches or None)
+
+
+
+
 class VAE:
     """A VAE with MLP encoder and decoder, trained by hand-written backpropagation.
 
@@ -107,14 +152,22 @@ class VAE:
         draws eps when none is given.
     """
 
-    def __init__(self, input_dim, hidden_dims=(400,), latent_dim=20, likelihood="bernoulli",
-                 activation="relu", sigma=1.0, dtype=np.float32, seed=None):
-        self.config = VAEConfig(input_dim, tuple(hidden_dims), latent_dim, likelihood,
-                                activation, float(sigma), np.dtype(dtype).name)
+    conditional = False  # a CVAE takes labels y beside x
+    cond_dim = 0  # C, the width of the condition joined to x and to z
+
+    def __init__(self, input_dim, hidden_dims=DEFAULT_HIDDEN_DIMS, latent_dim=DEFAULT_LATENT_DIM,
+                 likelihood="bernoulli", activation="relu", sigma=1.0, dtype=np.float32,
+                 seed=None):
+        self.config = self._make_config(input_dim, hidden_dims, latent_dim, likelihood,
+                                        activation, sigma, dtype)
         self.dtype = np.dtype(self.config.dtype)
-        self.rng = np.random.default_rng(seed)
+        self.rng = checks.as_generator(seed, "seed")
         self._act_forward, self._act_backward = ACTIVATIONS[activation]
         self.params = self._init_params(self.rng)
+
+    def _make_config(self, input_dim, hidden_dims, latent_dim, likelihood, activation, sigma, dtype):
+        return VAEConfig(input_dim, hidden_dims, latent_dim, likelihood, activation,
+                         float(sigma), np.dtype(dtype).name)
 
     @classmethod
     def from_config(cls, config, seed=None):
@@ -126,18 +179,20 @@ class VAE:
     # ------------------------------------------------------------------------ parameters
 
     def _layer_shapes(self):
-        """(name, fan_in, fan_out, activation that follows) for every dense layer, in order."""
-        c = self.config
-        act = c.activation
-        enc = (c.input_dim, *c.hidden_dims)  # D, H1, ..., Hn
-        dec = (c.latent_dim, *reversed(c.hidden_dims))  # Z, Hn, ..., H1
+        """(name, fan_in, fan_out, activation that follows) for every dense layer, in order.
+
+        A condition of C columns widens the input of the first layer of each side by C."""
+        cfg, C = self.config, self.cond_dim
+        act = cfg.activation
+        enc = (cfg.input_dim + C, *cfg.hidden_dims)  # D + C, H1, ..., Hn: the input is [x, cond]
+        dec = (cfg.latent_dim + C, *reversed(cfg.hidden_dims))  # Z + C, Hn, ..., H1: [z, cond]
         shapes = [(f"encoder.{i}", enc[i], enc[i + 1], act) for i in range(len(enc) - 1)]
-        shapes += [("mu", enc[-1], c.latent_dim, "identity"),
-                   ("logvar", enc[-1], c.latent_dim, "identity")]
+        shapes += [("mu", enc[-1], cfg.latent_dim, "identity"),
+                   ("logvar", enc[-1], cfg.latent_dim, "identity")]
         shapes += [(f"decoder.{i}", dec[i], dec[i + 1], act) for i in range(len(dec) - 1)]
-        shapes += [("out", dec[-1], c.input_dim, "identity")]
-        if c.likelihood == "gaussian-learned":
-            shapes += [("out_logvar", dec[-1], c.input_dim, "identity")]
+        shapes += [("out", dec[-1], cfg.input_dim, "identity")]
+        if cfg.likelihood == "gaussian-learned":
+            shapes += [("out_logvar", dec[-1], cfg.input_dim, "identity")]
         return shapes
 
     def _init_params(self, rng):
@@ -161,7 +216,7 @@ class VAE:
         return dense_forward(h, self.params[f"{name}.W"], self.params[f"{name}.b"])
 
     def _mlp_forward(self, h, prefix):
-        """h ─► [dense ─► act] for each hidden layer of the encoder or decoder trunk."""
+        """h ─► [dense ─► act] for each hidden layer of the encoder's or decoder's trunk."""
         caches = []
         for i in range(len(self.config.hidden_dims)):
             h, dense_cache = self._dense(f"{prefix}.{i}", h)  # (N, H)
@@ -169,79 +224,96 @@ class VAE:
             caches.append((dense_cache, act_cache))
         return h, caches
 
-    def _mlp_backward(self, dh, prefix, caches, grads, need_dx=True):
+    def _mlp_backward(self, dh, prefix, caches, grads, need_dinput=True):
         """Backward through the trunk: act, then dense, last layer first. Returns d(input)."""
         for i in reversed(range(len(caches))):
             dense_cache, act_cache = caches[i]
             dh = self._act_backward(dh, act_cache)
             dh, grads[f"{prefix}.{i}.W"], grads[f"{prefix}.{i}.b"] = dense_backward(
-                dh, dense_cache, need_dx=need_dx or i > 0)
+                dh, dense_cache, need_dx=need_dinput or i > 0)
         return dh
 
-    def _encode_forward(self, x):
-        h, trunk = self._mlp_forward(x, "encoder")  # (B, H)
-        mu, mu_cache = self._dense("mu", h)  # (B, Z)
-        raw, lv_cache = self._dense("logvar", h)  # (B, Z)
-        logvar, clamp_cache = clamp_forward(raw, LOGVAR_MIN, LOGVAR_MAX)  # (B, Z)
-        return mu, logvar, (trunk, mu_cache, lv_cache, clamp_cache)
+    def _join(self, a, cond):
+        """[a, cond], the input of a side's first layer: (N, ·) and (N, C) -> (N, · + C)."""
+        if (cond is None) != (self.cond_dim == 0):
+            raise TypeError("a CVAE needs the labels: call it with y, e.g. encode(x, y)."
+                            if cond is None else "this model takes no condition.")
+        return a if cond is None else np.concatenate([a, cond], axis=1)
 
-    def _decode_forward(self, z):
-        """z : (N, Z)  ->  heads: (logits,) or (mean,) or (mean, logvar_x), each (N, D)."""
-        h, trunk = self._mlp_forward(z, "decoder")  # (N, H)
+    def _encode_forward(self, x, cond):
+        """q(z|x): x : (B, D), cond : (B, C) or None  ->  mu, logvar : (B, Z), and the cache."""
+        inputs = self._join(x, cond)  # (B, D + C)
+        h, trunk_caches = self._mlp_forward(inputs, "encoder")  # (B, H)
+        mu, mu_cache = self._dense("mu", h)  # (B, Z)
+        logvar_unclamped, logvar_cache = self._dense("logvar", h)  # (B, Z)
+        logvar, inside = clamp_forward(logvar_unclamped, LOGVAR_MIN, LOGVAR_MAX)  # (B, Z)
+        return mu, logvar, (trunk_caches, mu_cache, logvar_cache, inside)
+
+    def _decode_forward(self, z, cond):
+        """z : (N, Z), cond : (N, C) or None  ->  heads: (logits,), (mean,) or (mean, logvar_x),
+        each (N, D), and the cache."""
+        inputs = self._join(z, cond)  # (N, Z + C)
+        h, trunk_caches = self._mlp_forward(inputs, "decoder")  # (N, H)
         out, out_cache = self._dense("out", h)  # (N, D)
         if self.config.likelihood != "gaussian-learned":
-            return (out,), (trunk, out_cache, None)
-        raw, lv_cache = self._dense("out_logvar", h)  # (N, D)
-        logvar_x, clamp_cache = clamp_forward(raw, LOGVAR_MIN, LOGVAR_MAX)
-        return (out, logvar_x), (trunk, out_cache, (lv_cache, clamp_cache))
+            return (out,), (trunk_caches, out_cache, None)
+        logvar_x_unclamped, logvar_x_cache = self._dense("out_logvar", h)  # (N, D)
+        logvar_x, inside = clamp_forward(logvar_x_unclamped, LOGVAR_MIN, LOGVAR_MAX)
+        return (out, logvar_x), (trunk_caches, out_cache, (logvar_x_cache, inside))
 
-    def _nll(self, heads, x, need_grad=True):
+    def _nll(self, heads, x, need_grad=True, fused=False):
         """-log p(x|z) per sample, (...,), and its gradient with respect to each head.
 
         With ``need_grad=False`` (evaluation) the gradients are not computed: each is None.
         """
-        lik = self.config.likelihood
-        if lik == "bernoulli":
-            nll, dlogits = bernoulli_nll(heads[0], x, need_grad)
+        likelihood = self.config.likelihood
+        if likelihood == "bernoulli":
+            nll, dlogits = bernoulli_nll(heads[0], x, need_grad, fused=fused)
             return nll, (dlogits,)
-        if lik == "gaussian":
+        if likelihood == "gaussian":
             nll, dmean = gaussian_nll(heads[0], x, self.config.sigma, need_grad)
             return nll, (dmean,)
         nll, dmean, dlogvar_x = gaussian_nll_learned(heads[0], heads[1], x, need_grad)
         return nll, (dmean, dlogvar_x)
 
-    def _forward(self, x, eps, need_grad=True):
-        """The shared forward: q(z|x), the samples z, and the decoder heads on them."""
-        mu, logvar, enc_cache = self._encode_forward(x)  # (B, Z) each
-        z, rep_cache = reparameterize_forward(mu, logvar, eps)  # (L, B, Z) or (B, Z)
-        heads, dec_cache = self._decode_forward(z.reshape(-1, self.latent_dim))  # (L·B, D)
-        heads = tuple(a.reshape(*z.shape[:-1], -1) for a in heads)  # (L, B, D) or (B, D)
-        nll, dheads = self._nll(heads, x, need_grad)  # (L, B) or (B,): x broadcasts over L
-        return mu, logvar, z, nll, dheads, (enc_cache, rep_cache, dec_cache)
+    def _forward(self, x, cond, eps, need_grad=True, fused=False):
+        """The shared forward: q(z|x), the samples z, the decoder heads on them, and the NLL."""
+        mu, logvar, encoder_cache = self._encode_forward(x, cond)  # (B, Z) each
+        z, sampler_cache = reparameterize_forward(mu, logvar, eps)  # (K, B, Z) or (B, Z)
+        z_rows = z.reshape(-1, self.latent_dim)  # (K·B, Z): row k·B + b is sample k of x_b
+        cond_rows = None if cond is None else np.tile(cond, (len(z_rows) // len(cond), 1))
+        heads, decoder_cache = self._decode_forward(z_rows, cond_rows)  # each (K·B, D)
+        heads = tuple(a.reshape(*z.shape[:-1], -1) for a in heads)  # (K, B, D) or (B, D)
+        nll, dnll_dheads = self._nll(heads, x, need_grad, fused)  # (K, B) or (B,): x broadcasts
+        return Forward(mu, logvar, z, nll, dnll_dheads, encoder_cache, sampler_cache,
+                       decoder_cache)
 
     # ------------------------------------------------------------------------ backward pieces
 
     def _decode_backward(self, dheads, cache, grads):
         """Heads ─► decoder trunk. dheads : each (N, D)  ->  dz : (N, Z)."""
-        trunk, out_cache, lv_caches = cache
+        trunk_caches, out_cache, logvar_x_caches = cache
         dh, grads["out.W"], grads["out.b"] = dense_backward(dheads[0], out_cache)
-        if lv_caches is not None:
-            lv_cache, clamp_cache = lv_caches
-            draw = clamp_backward(dheads[1], clamp_cache)
-            dh_lv, grads["out_logvar.W"], grads["out_logvar.b"] = dense_backward(draw, lv_cache)
-            dh += dh_lv  # h feeds both heads: their gradients add
-        return self._mlp_backward(dh, "decoder", trunk, grads)
+        if logvar_x_caches is not None:
+            logvar_x_cache, inside = logvar_x_caches
+            dlogvar_x_unclamped = clamp_backward(dheads[1], inside)  # 0 where the clamp binds
+            dh_logvar_x, grads["out_logvar.W"], grads["out_logvar.b"] = dense_backward(
+                dlogvar_x_unclamped, logvar_x_cache)
+            dh += dh_logvar_x  # h feeds both heads: their gradients add
+        dinputs = self._mlp_backward(dh, "decoder", trunk_caches, grads)  # (N, Z + C)
+        return dinputs[:, :self.latent_dim]  # the condition is data: its gradient is dropped
 
     def _encode_backward(self, dmu, dlogvar, cache, grads):
         """Heads ─► encoder trunk. dmu, dlogvar : (B, Z). ∂L/∂x is not needed, so not computed."""
-        trunk, mu_cache, lv_cache, clamp_cache = cache
-        draw = clamp_backward(dlogvar, clamp_cache)  # (B, Z)
-        dh, grads["mu.W"], grads["mu.b"] = dense_backward(dmu, mu_cache, need_dx=bool(trunk))
-        dh_lv, grads["logvar.W"], grads["logvar.b"] = dense_backward(draw, lv_cache,
-                                                                     need_dx=bool(trunk))
-        if trunk:
-            dh += dh_lv  # h feeds both heads: their gradients add  (B, H)
-            self._mlp_backward(dh, "encoder", trunk, grads, need_dx=False)
+        trunk_caches, mu_cache, logvar_cache, inside = cache
+        deep = bool(trunk_caches)
+        dlogvar_unclamped = clamp_backward(dlogvar, inside)  # (B, Z): 0 where the clamp binds
+        dh, grads["mu.W"], grads["mu.b"] = dense_backward(dmu, mu_cache, need_dx=deep)
+        dh_logvar, grads["logvar.W"], grads["logvar.b"] = dense_backward(
+            dlogvar_unclamped, logvar_cache, need_dx=deep)
+        if deep:
+            dh += dh_logvar  # h feeds both heads: their gradients add  (B, H)
+            self._mlp_backward(dh, "encoder", trunk_caches, grads, need_dinput=False)
 
     def _ordered(self, grads):
         return {name: grads[name] for name in self.params}
@@ -249,86 +321,94 @@ class VAE:
     # ------------------------------------------------------------------------ the loss
 
     def loss_and_grads(self, x, eps=None, beta=1.0, rng=None, objective="elbo", k=1,
-                       free_bits=0.0):
+                       free_bits=0.0, fused=False):
         """The negative ELBO (or IWAE bound), in nats per example, and its gradient.
 
         Parameters
         ----------
         x : (B, D) array.
-        eps : (B, Z) or (L, B, Z) array of standard normal noise, or None to draw (k, B, Z)
+        eps : (B, Z) or (K, B, Z) array of standard normal noise, or None to draw (k, B, Z)
             (or (B, Z) when k = 1) from ``rng``, else from the model's own generator.
-        beta : float, the weight of the KL (beta-VAE; 0 during a KL warm-up's first step).
-        objective : "elbo", or "iwae" for the importance-weighted bound with the L samples.
+        beta : float ≥ 0, the weight of the KL (beta-VAE; 0 during a KL warm-up's first step).
+        objective : "elbo", or "iwae" for the importance-weighted bound with the K samples.
         k : int, samples per example when eps is drawn.
         free_bits : float λ ≥ 0. When positive, the KL term is Σ_Z max(λ, KL_Z), with KL_Z the
-            batch mean of the KL of latent dimension Z (Kingma et al. 2016).
+            batch mean of the KL of latent dimension Z (``distributions.free_bits_kl``).
+        fused : bool, the one switch between the textbook kernels (False: what a reader meets)
+            and their fast twins (True: ``distributions.bernoulli_nll_fused``); same numbers.
 
         Returns
         -------
-        loss : float, mean over the batch of [NLL(x|z) + beta · KL] (NLL averaged over L).
+        loss : float, mean over the batch of [NLL(x|z) + beta · KL] (NLL averaged over K).
         grads : dict with exactly the keys of ``params``, each ∂loss/∂param.
         stats : dict of floats: "loss", "recon" (mean NLL), "kl" (mean closed-form KL).
         """
-        x, eps = self._inputs(x, eps, rng, k)
-        if objective == "iwae":
-            if beta != 1.0 or free_bits:
-                raise ValueError("the IWAE bound has no beta or free bits; use objective='elbo'.")
-            return self._iwae_loss_and_grads(x, eps)
-        if objective != "elbo":
-            raise ValueError(f"unknown objective {objective!r}; choose one of {OBJECTIVES}.")
-        if free_bits < 0:
-            raise ValueError(f"free_bits must be ≥ 0 nats, got {free_bits}.")
-        B = x.shape[0]
-        L = eps.shape[0] if eps.ndim == 3 else 1
+        return self._loss_and_grads(x, None, eps, beta, rng, objective, k, free_bits, fused)
 
+    def _loss_and_grads(self, x, cond, eps, beta, rng, objective, k, free_bits, fused):
+        """``loss_and_grads`` with the condition cond : (B, C) or None; checks and dispatches."""
+        x, eps = self._inputs(x, eps, rng, k)
+        beta, free_bits = checks.nonnegative(beta, "beta"), checks.nonnegative(free_bits,
+                                                                                "free_bits")
+        if objective == "elbo":
+            return self._elbo_loss_and_grads(x, cond, eps, beta, free_bits, fused)
+        if objective != "iwae":
+            raise ValueError(f"unknown objective {objective!r}; choose one of {OBJECTIVES}.")
+        if beta != 1.0 or free_bits:
+            raise ValueError("the IWAE bound has no beta or free bits; use objective='elbo'.")
+        return self._iwae_loss_and_grads(x, cond, eps, fused)
+
+    def _elbo_loss_and_grads(self, x, cond, eps, beta, free_bits, fused):
+        """The negative ELBO with K = 1 or more samples of z per example, and its gradient.
+
+        loss = (1/(K·B)) Σ_kb NLL(x_b | z_kb) + beta · KL_term,
+        KL_term = (1/B) Σ_b KL_b (closed form), or with free bits Σ_Z max(λ, KL_Z).
+        """
+        B, K = x.shape[0], (eps.shape[0] if eps.ndim == 3 else 1)
         # ---------------------------------------------------------------- forward
-        mu, logvar, z, nll, dheads, (enc_cache, rep_cache, dec_cache) = self._forward(x, eps)
-        kl, dmu_kl, dlogvar_kl = kl_standard_normal(mu, logvar)  # (B,), (B, Z), (B, Z)
-        recon = nll.mean()  # mean over L and B
+        fwd = self._forward(x, cond, eps, fused=fused)
+        kl, dmu_kl, dlogvar_kl = kl_standard_normal(fwd.mu, fwd.logvar)  # (B,), (B, Z) × 2
+        recon = fwd.nll.mean()  # mean over K and B
         if free_bits:
-            kl_dim = kl_per_dimension(mu, logvar).mean(axis=0)  # (Z,): batch mean per dimension
-            binding = kl_dim > free_bits  # (Z,): dimensions above the floor keep a gradient
-            kl_term = np.maximum(kl_dim, free_bits).sum()
+            kl_term, trained = free_bits_kl(fwd.mu, fwd.logvar, free_bits)  # float, (Z,)
         else:
-            kl_term = kl.mean()
+            kl_term, trained = kl.mean(), True
         loss = recon + beta * kl_term
 
         # ---------------------------------------------------------------- backward
         grads = {}
-        # 1. Output layer. recon = (1/LB) Σ_lb NLL_lb, and _nll gave ∂NLL/∂heads per sample:
-        #    Bernoulli  dlogits = (σ(logits) - x) / (LB)
-        #    Gaussian   dmean   = (mean - x) / (σ² LB)
-        #    learned    dmean   = (mean - x) e^{-logvar_x} / (LB),
-        #               dlogvar_x = ½ [1 - (x - mean)² e^{-logvar_x}] / (LB)
-        scale = 1.0 / (L * B)
-        dheads = [(d * scale).reshape(-1, d.shape[-1]) for d in dheads]  # each (L·B, D)
+        # 1. Output layer. recon = (1/(K·B)) Σ_kb NLL_kb; _nll gave each sample's ∂NLL/∂heads:
+        #    Bernoulli  dlogits = (sigmoid(logits) - x) / (K·B)
+        #    Gaussian   dmean   = (mean - x) / (σ² K·B)
+        #    learned    dmean   = (mean - x) e^{-logvar_x} / (K·B),
+        #               dlogvar_x = ½ [1 - (x - mean)² e^{-logvar_x}] / (K·B)
+        scale = 1.0 / (K * B)
+        dheads = [(d * scale).reshape(-1, d.shape[-1]) for d in fwd.dnll_dheads]  # (K·B, D)
 
-        # 2. Decoder: back through the heads and the trunk to the samples, dz : (L, B, Z).
-        dz = self._decode_backward(dheads, dec_cache, grads).reshape(z.shape)
+        # 2. Decoder: back through the heads and the trunk to the samples, dz : (K, B, Z).
+        dz = self._decode_backward(dheads, fwd.decoder_cache, grads).reshape(fwd.z.shape)
 
         # 3. Reparameterization z = mu + σ·eps, σ = exp(logvar / 2):
-        #    dmu = Σ_L dz,   dlogvar = Σ_L dz · eps · σ / 2.
-        dmu, dlogvar = reparameterize_backward(dz, rep_cache)  # (B, Z) each
+        #    dmu = Σ_K dz,   dlogvar = Σ_K dz · eps · σ / 2.
+        dmu, dlogvar = reparameterize_backward(dz, fwd.sampler_cache)  # (B, Z) each
 
         # 4. KL = ½ Σ_Z (mu² + e^logvar - logvar - 1), averaged over B and weighted by beta:
         #    ∂/∂mu = beta · mu / B,   ∂/∂logvar = beta · (e^logvar - 1) / (2B).
         #    mu and logvar each feed two paths, the sampler and the KL: the gradients ADD here.
         #    With free bits, only the dimensions whose batch-mean KL exceeds λ pass a gradient.
-        kl_scale = beta / B
-        if free_bits:
-            kl_scale = kl_scale * binding.astype(self.dtype)  # (Z,)
+        kl_scale = (beta / B) * np.asarray(trained, dtype=self.dtype)  # () or (Z,)
         dmu += kl_scale * dmu_kl
         dlogvar += kl_scale * dlogvar_kl
 
         # 5. Encoder: the two heads (the logvar head through its clamp) meet at the trunk's
         #    output h, where their gradients add; then back through the trunk to every weight.
-        self._encode_backward(dmu, dlogvar, enc_cache, grads)
+        self._encode_backward(dmu, dlogvar, fwd.encoder_cache, grads)
 
         stats = {"loss": float(loss), "recon": float(recon), "kl": float(kl.mean())}
         return float(loss), self._ordered(grads), stats
 
-    def _iwae_loss_and_grads(self, x, eps):
-        """The importance-weighted bound (Burda et al. 2016) with the K = L samples of eps.
+    def _iwae_loss_and_grads(self, x, cond, eps, fused):
+        """The importance-weighted bound (Burda et al. 2016) with the K samples of eps.
 
         log w_kb = log p(x_b|z_kb) + log p(z_kb) - log q(z_kb|x_b)    (no analytic KL inside)
         loss     = -(1/B) Σ_b log (1/K) Σ_k w_kb
@@ -341,35 +421,36 @@ class VAE:
         K, B, _ = eps.shape
 
         # ---------------------------------------------------------------- forward
-        mu, logvar, z, nll, dheads, (enc_cache, rep_cache, dec_cache) = self._forward(x, eps)
-        log_pz, dz_pz = standard_normal_log_density(z)  # (K, B), (K, B, Z)
-        log_qz, dz_qz, dmu_qz, dlogvar_qz = gaussian_log_density(z, mu, logvar)  # (K, B)
-        log_w = -nll + log_pz - log_qz  # (K, B)
+        fwd = self._forward(x, cond, eps, fused=fused)
+        log_pz, dlog_pz_dz = standard_normal_log_density(fwd.z)  # (K, B), (K, B, Z)
+        log_qz, dlog_qz_dz, dlog_qz_dmu, dlog_qz_dlogvar = gaussian_log_density(
+            fwd.z, fwd.mu, fwd.logvar)  # (K, B), then (K, B, Z) × 3
+        log_w = -fwd.nll + log_pz - log_qz  # (K, B)
         log_mean_w = logsumexp(log_w, axis=0) - math.log(K)  # (B,)
         w_tilde = np.exp(log_w - logsumexp(log_w, axis=0))  # (K, B), Σ_K w̃ = 1
         loss = -log_mean_w.mean()
 
         # ---------------------------------------------------------------- backward
         grads = {}
-        c = (w_tilde / B)[..., None]  # (K, B, 1): ∂loss/∂(-log w) for each sample
-        # 1. -log w contains +NLL: the decoder heads get c · ∂NLL/∂heads.
-        dheads = [(d * c).reshape(-1, d.shape[-1]) for d in dheads]  # each (K·B, D)
+        weight = (w_tilde / B)[..., None]  # (K, B, 1): ∂loss/∂(-log w) for each sample
+        # 1. -log w contains +NLL: the decoder heads get weight · ∂NLL/∂heads.
+        dheads = [(d * weight).reshape(-1, d.shape[-1]) for d in fwd.dnll_dheads]  # (K·B, D)
         # 2. Decoder to z; then -log w's other terms that depend on z:
         #    ∂(-log p(z))/∂z = z,   ∂(+log q(z|x))/∂z = -(z - mu) e^{-logvar}.
-        dz = self._decode_backward(dheads, dec_cache, grads).reshape(z.shape)  # (K, B, Z)
-        dz += c * (-dz_pz + dz_qz)
+        dz = self._decode_backward(dheads, fwd.decoder_cache, grads).reshape(fwd.z.shape)
+        dz += weight * (-dlog_pz_dz + dlog_qz_dz)  # (K, B, Z)
         # 3. Reparameterization, summing over the K samples.
-        dmu, dlogvar = reparameterize_backward(dz, rep_cache)  # (B, Z)
+        dmu, dlogvar = reparameterize_backward(dz, fwd.sampler_cache)  # (B, Z)
         # 4. log q(z|x) also depends on mu and logvar directly (with z held fixed); those paths
         #    add to the sampler's: ∂log q/∂mu = (z - mu) e^{-logvar},
         #    ∂log q/∂logvar = -½ [1 - (z - mu)² e^{-logvar}].
-        dmu += (c * dmu_qz).sum(axis=0)
-        dlogvar += (c * dlogvar_qz).sum(axis=0)
+        dmu += (weight * dlog_qz_dmu).sum(axis=0)
+        dlogvar += (weight * dlog_qz_dlogvar).sum(axis=0)
         # 5. Encoder.
-        self._encode_backward(dmu, dlogvar, enc_cache, grads)
+        self._encode_backward(dmu, dlogvar, fwd.encoder_cache, grads)
 
-        kl, _, _ = kl_standard_normal(mu, logvar)
-        stats = {"loss": float(loss), "recon": float(nll.mean()), "kl": float(kl.mean())}
+        kl, _, _ = kl_standard_normal(fwd.mu, fwd.logvar)
+        stats = {"loss": float(loss), "recon": float(fwd.nll.mean()), "kl": float(kl.mean())}
         return float(loss), self._ordered(grads), stats
 
     def _inputs(self, x, eps, rng, k):
@@ -378,28 +459,32 @@ class VAE:
                             unit_interval=self.config.likelihood == "bernoulli")
         B, Z = x.shape[0], self.latent_dim
         if eps is None:
-            if int(k) != k or k < 1:
-                raise ValueError(f"k must be a positive integer number of samples, got {k!r}.")
-            rng = self.rng if rng is None else rng
-            shape = (B, Z) if k == 1 else (int(k), B, Z)
-            eps = rng.standard_normal(shape, dtype=self.dtype)
+            k = checks.positive_int(k, "k")
+            rng = self.rng if rng is None else checks.as_generator(rng, "rng")
+            eps = rng.standard_normal((B, Z) if k == 1 else (k, B, Z), dtype=self.dtype)
         return x, checks.as_eps(eps, B, Z, self.dtype)
 
     # ------------------------------------------------------------------------ inference
 
     def encode(self, x):
         """q(z|x): x : (B, D)  ->  (mu, logvar), each (B, Z)."""
+        return self._encode(x, None)
+
+    def _encode(self, x, cond):
         x = checks.as_batch(x, self.input_dim, self.dtype)
-        mu, logvar, _ = self._encode_forward(x)
+        mu, logvar, _ = self._encode_forward(x, cond)
         return mu, logvar
 
     def decode(self, z):
-        """The mean of p(x|z): probabilities σ(logits) for Bernoulli, else the Gaussian mean.
+        """The mean of p(x|z): probabilities sigmoid(logits) for Bernoulli, else the Gaussian mean.
 
         z : (N, Z)  ->  (N, D).
         """
+        return self._decode(z, None)
+
+    def _decode(self, z, cond):
         z = checks.as_batch(z, self.latent_dim, self.dtype, name="z")
-        heads, _ = self._decode_forward(z)
+        heads, _ = self._decode_forward(z, cond)
         return sigmoid(heads[0]) if self.config.likelihood == "bernoulli" else heads[0]
 
     def reconstruct(self, x):
@@ -409,56 +494,36 @@ class VAE:
 
     def sample(self, n, rng=None):
         """n draws z ~ N(0, I) from the prior, decoded to the mean of p(x|z): (n, D)."""
-        rng = self.rng if rng is None else rng
-        return self.decode(rng.standard_normal((int(n), self.latent_dim), dtype=self.dtype))
+        return self.decode(self._prior_draws(checks.positive_int(n, "n"), rng))
 
-    def log_weights(self, x, eps):
-        """log w = log p(x|z) + log p(z) - log q(z|x) for each sample: (L, B).
+    def _prior_draws(self, n, rng):
+        rng = self.rng if rng is None else checks.as_generator(rng, "rng")
+        return rng.standard_normal((n, self.latent_dim), dtype=self.dtype)  # (n, Z)
+
+    def log_weights(self, x, eps, fused=False):
+        """log w = log p(x|z) + log p(z) - log q(z|x) for each sample: (K, B).
 
         The importance weights of log p(x) ≥ E_q log w; never the analytic KL inside.
-        x : (B, D), eps : (L, B, Z).
+        x : (B, D), eps : (K, B, Z).
         """
+        return self._log_weights(x, None, eps, fused)
+
+    def _log_weights(self, x, cond, eps, fused):
         x = checks.as_batch(x, self.input_dim, self.dtype,
                             unit_interval=self.config.likelihood == "bernoulli")
         eps = checks.as_eps(eps, x.shape[0], self.latent_dim, self.dtype)
-        mu, logvar, z, nll, _, _ = self._forward(x, eps, need_grad=False)
-        log_pz = standard_normal_log_density(z)[0]
-        log_qz = gaussian_log_density(z, mu, logvar)[0]
-        return -nll + log_pz - log_qz
+        fwd = self._forward(x, cond, eps, need_grad=False, fused=fused)
+        log_pz = standard_normal_log_density(fwd.z)[0]
+        log_qz = gaussian_log_density(fwd.z, fwd.mu, fwd.logvar)[0]
+        return -fwd.nll + log_pz - log_qz
 
-    def nll(self, x, eps):
-        """-log p(x|z) at the samples z = mu + σ·eps, forward only: (B,) or (L, B).
+    def nll(self, x, eps, fused=False):
+        """-log p(x|z) at the samples z = mu + σ·eps, forward only: (B,) or (K, B).
 
-        x : (B, D), eps : (B, Z) or (L, B, Z).
+        x : (B, D), eps : (B, Z) or (K, B, Z).
         """
+        return self._nll_at(x, None, eps, fused)
+
+    def _nll_at(self, x, cond, eps, fused):
         x, eps = self._inputs(x, eps, None, 1)
-        return self._forward(x, eps, need_grad=False)[3]
-
-    def log_likelihood(self, x, k=5000, rng=None, batch_size=None):
-        """Importance-weighted estimate of log p(x) in nats, per example: (B,) float64.
-
-        log p(x) ≈ log (1/k) Σ_k w_k,  log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x),
-        z_k ~ q(z|x), in chunks of bounded memory. See ``npvae.evaluate.log_likelihood``.
-        """
-        from .evaluate import log_likelihood  # evaluate imports this module
-
-        return log_likelihood(self, x, k=k, rng=rng, batch_size=batch_size)
-
-    def fit(self, x, **kwargs):
-        """Train this model on x, (N, D): ``npvae.train(self, x, **kwargs)``; returns the history."""
-        from .training import train  # training imports this module
-
-        return train(self, x, **kwargs)
-
-    def save(self, path, optimizer=None, history=None):
-        """Write a checkpoint (see ``npvae.checkpoint.save``); ``npvae.load(path)`` reads it."""
-        from .checkpoint import save  # checkpoint imports this module
-
-        return save(path, self, optimizer=optimizer, history=history)
-
-
-def logsumexp(a, axis):
-    """log Σ exp(a) along ``axis``, shifted by the max so that nothing overflows."""
-    a_max = a.max(axis=axis, keepdims=True)
-    a_max = np.where(np.isfinite(a_max), a_max, 0)
-    return np.log(np.exp(a - a_max).sum(axis=axis)) + np.squeeze(a_max, axis=axis)
+        return self._forward(x, cond, eps, need_grad=False, fused=fused).nll

@@ -78,7 +78,7 @@ def test_round_trip_restores_everything(tmp_path):
 
 def test_model_save_and_npvae_load_with_a_run_folder(tmp_path):
     model, opt = trained()
-    model.save(tmp_path / "checkpoint.npz", optimizer=opt, history=[{"epoch": 1}])
+    npvae.save(tmp_path / "checkpoint.npz", model, optimizer=opt, history=[{"epoch": 1}])
     loaded = npvae.load(tmp_path)  # the folder is enough
     assert loaded.config == model.config
     for name, p in model.params.items():

@@ -75,7 +75,7 @@ def test_floored_dimensions_pass_no_kl_gradient():
 
 def test_free_bits_errors():
     model, x, eps, _, _ = _case()
-    with pytest.raises(ValueError, match="free_bits must be ≥ 0"):
+    with pytest.raises(ValueError, match="free_bits must be a finite number ≥ 0"):
         model.loss_and_grads(x, eps, free_bits=-0.1)
     with pytest.raises(ValueError, match="no beta or free bits"):
         model.loss_and_grads(x, eps, free_bits=0.5, objective="iwae")

@@ -21,7 +21,7 @@ def test_adam_matches_its_recurrence_over_several_steps_with_changing_lr():
     m = {k: np.zeros_like(v) for k, v in p.items()}
     v = {k: np.zeros_like(x) for k, x in p.items()}
     b1, b2, eps, wd = 0.8, 0.99, 1e-6, 0.01
-    opt = Adam(p, lr=0.1, betas=(b1, b2), eps=eps, weight_decay=wd)
+    opt = Adam(p, lr=0.1, betas=(b1, b2), epsilon=eps, weight_decay=wd)
     for t in range(1, 6):
         lr = 0.1 / t
         opt.lr = lr

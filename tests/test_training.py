@@ -75,14 +75,6 @@ def test_training_lowers_the_loss_and_records_each_epoch(x):
     assert all(p.dtype == np.float32 for p in model.params.values())
 
 
-def test_fit_is_train(x):
-    a, b = tiny(), tiny()
-    h1 = a.fit(x, epochs=1, batch_size=50, verbose=False)
-    h2 = train(b, x, epochs=1, batch_size=50, verbose=False)
-    assert_same_params(a, b)
-    assert without_timing(h1) == without_timing(h2)
-
-
 def test_minibatches_are_slices_of_one_permutation_per_epoch(x):
     model = tiny()
     calls = record_calls(model)

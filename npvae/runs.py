@@ -1,0 +1,265 @@
+"""A training run's bookkeeping: where it stands, its checkpoints, resuming, Ctrl-C and progress.
+
+The training loop (``npvae.training``) does the arithmetic; a ``Run`` keeps what surrounds it:
+
+    run = Run(out_dir, model, optimizer, rng, history)
+    state = run.resume(path, n, batch_size)   or   run.start(n, batch_size)
+    ... state.step, state.sums ...            the position within the epoch and its sums
+    run.end_epoch(record, state)              history, checkpoint.npz and history.json
+    run.interrupt(state)                      save mid-epoch, raise TrainingInterrupted
+
+What a checkpoint's "progress" holds is a ``Position``: the epoch and step reached, the seed of
+the epochs' shuffling (``batching.epoch_permutation``), and the running sums of the epoch. With
+the parameters, the optimizer state and the Generator's state beside it, that is all a resumed
+run needs to continue bit for bit.
+"""
+
+import dataclasses
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint
+from .errors import CheckpointError
+
+HISTORY_FILE = "history.json"
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training after a complete step; ``checkpoint`` is where it was saved.
+
+    Attributes: checkpoint (Path or None), epochs_done (completed epochs), step (steps done in
+    the next epoch), steps (steps per epoch), where (the two in words: "epoch 2, step 5 of 40"
+    or "the end of epoch 1"), history (the completed epochs' records).
+    """
+
+    def __init__(self, message, checkpoint=None, epochs_done=0, step=0, steps=0, history=()):
+        super().__init__(message)
+        self.checkpoint, self.epochs_done = checkpoint, epochs_done
+        self.step, self.steps = step, steps
+        self.where = position_text(epochs_done, step, steps)
+        self.history = list(history)
+
+
+def position_text(epochs_done, step, steps):
+    """ "the end of epoch 3", or "epoch 4, step 120 of 469" mid-epoch."""
+    if step:
+        return f"epoch {epochs_done + 1}, step {step} of {steps}"
+    return f"the end of epoch {epochs_done}"
+
+
+def _new_sums():
+    """An epoch's running sums: loss, recon, kl (each × examples), seconds, the last beta."""
+    return {"loss": 0.0, "recon": 0.0, "kl": 0.0, "seconds": 0.0, "beta": None}
+
+
+@dataclasses.dataclass
+class Position:
+    """Where training stands: the "progress" of a checkpoint.
+
+    epoch : completed epochs (the 0-based index of the epoch under way).
+    step : steps done in that epoch.
+    steps : steps per epoch, ⌈n_train / batch_size⌉.
+    shuffle_seed : the seed of every epoch's order, ``batching.epoch_permutation``.
+    n_train, batch_size : the data and batches the position refers to.
+    sums : the epoch's running sums (``_new_sums``).
+    """
+
+    epoch: int
+    step: int
+    steps: int
+    shuffle_seed: int
+    n_train: int
+    batch_size: int
+    sums: dict = dataclasses.field(default_factory=_new_sums)
+
+    def next_epoch(self):
+        return dataclasses.replace(self, epoch=self.epoch + 1, step=0, sums=_new_sums())
+
+    def text(self):
+        return position_text(self.epoch, self.step, self.steps)
+
+
+class Run:
+    """The state around a training loop: history, checkpoints and where they stand."""
+
+    def __init__(self, out_dir, model, optimizer, rng, history, extra=None, verbose=True):
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.ckpt_path = None if out_dir is None else self.out_dir / checkpoint.FILENAME
+        self.model, self.optimizer, self.rng = model, optimizer, rng
+        self.history, self.extra, self.verbose = history, extra, verbose
+        self.saved_at = None  # where the last checkpoint written or resumed from stands
+
+    def start(self, n, batch_size, steps):
+        """The position of a fresh run (or one extending ``history``): its shuffle seed is the
+        training Generator's first draw."""
+        seed = int(self.rng.integers(2**63))
+        return Position(len(self.history), 0, steps, seed, n, batch_size)
+
+    def resume(self, path, n, batch_size, steps):
+        """Restore model, optimizer, rng and history from a checkpoint; return its position."""
+        state = checkpoint.load_training_state(path, self.model)
+        kind = type(self.optimizer).__name__
+        if state.optimizer_state is None or state.rng_state is None or state.progress is None:
+            raise CheckpointError(f"{state.path} holds a model but not a training state "
+                                  f"(optimizer, RNG and progress); it cannot be resumed. Load "
+                                  f"it with npvae.load.")
+        if state.optimizer_class != kind:
+            raise CheckpointError(f"{state.path} was trained with {state.optimizer_class}, but "
+                                  f"the optimizer given is {kind}; resume with the same "
+                                  f"optimizer.")
+        saved = _position(state.path, state.progress, steps)
+        if saved.step and (saved.n_train, saved.batch_size) != (n, batch_size):
+            raise CheckpointError(
+                f"{state.path} was saved in the middle of an epoch of {saved.n_train} examples "
+                f"in batches of {saved.batch_size}; resume with the same training data and "
+                f"batch size (here: {n} examples, batches of {batch_size}).")
+        self.optimizer.load_state_dict(state.optimizer_state)
+        checkpoint.set_state(self.rng, state.rng_state)
+        self.history[:] = state.history
+        self.saved_at = saved.text()
+        if self.verbose:
+            print(f"resuming at {self.saved_at}", flush=True)
+        return dataclasses.replace(saved, n_train=n, batch_size=batch_size)
+
+    def save(self, position):
+        checkpoint.save(self.ckpt_path, self.model, self.optimizer, self.history, self.rng,
+                        self.extra, dataclasses.asdict(position))
+
+    def end_epoch(self, record, position):
+        """Append the epoch's record; write checkpoint.npz and history.json (with out_dir)."""
+        self.history.append(record)
+        if self.out_dir is not None:
+            self.save(position)
+            checkpoint.save_json(self.out_dir / HISTORY_FILE, self.history)
+            self.saved_at = position.text()
+
+    def kept_checkpoint(self):
+        """" The last good checkpoint, ... is kept." for an error message, or ""."""
+        if self.ckpt_path is None or not self.saved_at:
+            return ""
+        return f" The last good checkpoint, {self.ckpt_path} (at {self.saved_at}), is kept."
+
+    def interrupt(self, position, save=True):
+        """Save the state at ``position`` (if there is an out_dir, and ``save``) and stop."""
+        where, ckpt = position.text(), self.ckpt_path
+        stop = (position.epoch, position.step, position.steps, self.history)
+        if ckpt is None:
+            raise TrainingInterrupted(f"training interrupted at {where}; no checkpoint was "
+                                      f"written (pass out_dir to get one).", None, *stop)
+        if save:  # at an epoch's end, the epoch's checkpoint is already written
+            self.save(position)
+        raise TrainingInterrupted(f"training interrupted at {where}; its state is saved in "
+                                  f"{ckpt}. Resume with npvae.train(..., resume={str(ckpt)!r}) "
+                                  f"and the same data and settings.", ckpt, *stop)
+
+
+def _position(path, progress, steps):
+    """The Position saved in a checkpoint's progress, or a CheckpointError naming the field."""
+    if not isinstance(progress, dict) or "shuffle_seed" not in progress:
+        raise CheckpointError(f"{path}: its training progress was written by an older npvae, "
+                              f"which shuffled differently; it cannot be resumed bit for bit. "
+                              f"Load the model with npvae.load and train it afresh.")
+    names = [f.name for f in dataclasses.fields(Position) if f.name != "steps"]
+    missing = [name for name in names if name not in progress]
+    if not missing and not (isinstance(progress["sums"], dict)
+                            and progress["sums"].keys() == _new_sums().keys()):
+        missing = ["sums (loss, recon, kl, seconds, beta)"]
+    if missing:
+        raise CheckpointError(f"{path}: the training progress lacks {', '.join(missing)}; the "
+                              f"file is corrupt.")
+    return Position(steps=steps, **{name: progress[name] for name in names})
+
+
+class ProgressLine:
+    """A progress line on stderr, redrawn in place (at most 10 times a second), on a terminal."""
+
+    def __init__(self, verbose, stream=None):
+        self.stream = sys.stderr if stream is None else stream
+        self.on = verbose and self.stream.isatty()
+        self.last = 0.0
+        self.width = 0
+
+    def update(self, epoch, epochs, step, steps, loss):
+        now = time.perf_counter()
+        if not self.on or (now - self.last < 0.1 and step < steps):
+            return
+        self.last = now
+        bar = "#" * (20 * step // steps)
+        text = f"epoch {epoch + 1}/{epochs} [{bar:20s}] {step}/{steps}  loss {loss:.3f}"
+        self.width = max(self.width, len(text))
+        self.stream.write("\r" + text.ljust(self.width))
+        self.stream.flush()
+
+    def clear(self):
+        if self.on and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+            self.width = 0
+
+
+class StopRequest:
+    """Within the block, a first Ctrl-C (SIGINT) or SIGTERM only sets ``requested``; the loop
+    stops at the end of the step and saves. A second Ctrl-C raises KeyboardInterrupt at once.
+    (Main thread only: elsewhere, Python delivers no signals and nothing changes.)
+
+    SIGTERM is what a cluster scheduler, a closed laptop lid or ``kill`` sends: it is taken as a
+    request to stop and save, like Ctrl-C.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, verbose):
+        self.verbose = verbose
+        self.requested = False
+        self.previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                previous = signal.getsignal(signum)
+                if previous is not None:  # None: a handler not set from Python; leave it alone
+                    self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        if self.verbose:
+            name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            print(f"\n{name}: stopping after this step and saving a checkpoint "
+                  f"(press Ctrl-C again to abort without saving).", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
+        return False
+
+
+def non_finite(loss, grads):
+    """What went wrong ("the loss is nan", "the gradient of mu.W reached inf"), or "" if all
+    is well.
+
+    A gradient counts as non-finite when its squared norm Σ g², one BLAS dot product, is NaN
+    or overflows: that is the case for any NaN or any |g| from √(largest float) up (≈ 1.8e19 in
+    float32), where Adam's second moment g² would overflow. No healthy run comes anywhere near.
+    """
+    if not np.isfinite(loss):
+        return f"the loss is {loss}"
+    return overflowing("gradient", grads)
+
+
+def overflowing(what, arrays):
+    """"the <what> of <name> reached <max |value|>" for the first array whose Σ a² is NaN or
+    overflows, or ""."""
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is what is looked for
+        for name, a in arrays.items():
+            flat = a.reshape(-1)
+            if not np.isfinite(flat @ flat):
+                return f"the {what} of {name} reached {np.abs(a).max():.3g}"
+    return ""

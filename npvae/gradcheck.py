@@ -18,6 +18,8 @@ import numpy as np
 
 from . import distributions as dist
 from . import layers
+from .cvae import CVAE
+from .vae import VAE
 
 PRIMITIVE_TOL = 1e-7
 MODEL_TOL = 1e-6
@@ -86,6 +88,7 @@ def check_function(name, f_and_grads, inputs, tol=PRIMITIVE_TOL, h=1e-6):
 _ARG_NAMES = {
     "dense": ("x", "W", "b"),
     "bernoulli_nll": ("logits", "x"),
+    "bernoulli_nll_fused": ("logits", "x"),
     "gaussian_nll": ("mean", "x"),
     "gaussian_nll_learned": ("mean", "logvar", "x"),
     "kl_standard_normal": ("mu", "logvar"),
@@ -138,8 +141,9 @@ def primitive_checks(seed=0):
 
     w = rng.uniform(0.5, 1.5, B)  # per-example weights, so each example's value is checked
     x01 = rng.uniform(0, 1, (B, D))
-    checks += check_function("bernoulli_nll", _weighted(dist.bernoulli_nll, w),
-                             [3 * normal((B, D)), x01])
+    for name in ("bernoulli_nll", "bernoulli_nll_fused"):  # the textbook form and its twin
+        checks += check_function(name, _weighted(getattr(dist, name), w),
+                                 [3 * normal((B, D)), x01])
     checks += check_function(
         "gaussian_nll", _weighted(lambda m, t: dist.gaussian_nll(m, t, 0.7), w),
         [normal((B, D)), normal((B, D))])
@@ -171,6 +175,8 @@ MODEL_CASES = [
      dict(objective="iwae"), 4),
     ("gaussian, free bits 0.3", dict(likelihood="gaussian", activation="softplus"),
      dict(free_bits=0.3), 1),
+    ("bernoulli, relu, L=2, fused kernels", dict(likelihood="bernoulli", activation="relu"),
+     dict(fused=True), 2),
 ]
 
 
@@ -187,8 +193,6 @@ def model_checks(model, *inputs, **loss_kwargs):
 
 def small_model_case(vae_kwargs, L, seed=0, B=4, D=6, Z=3, model_cls=None):
     """A float64 VAE (or ``model_cls``) with data and eps fixed, sized for finite differences."""
-    from .vae import VAE
-
     rng = np.random.default_rng(seed)
     kwargs = {"hidden_dims": (5,), "latent_dim": Z, "dtype": np.float64, "seed": seed,
               **vae_kwargs}
@@ -207,8 +211,6 @@ def all_checks(seed=0):
     for label, vae_kwargs, loss_kwargs, L in MODEL_CASES:
         model, x, eps = small_model_case(vae_kwargs, L, seed)
         sections.append((f"VAE: {label}", model_checks(model, x, eps, **loss_kwargs)))
-    from .cvae import CVAE
-
     model, x, eps = small_model_case(dict(n_classes=3, activation="tanh"), 2, seed, model_cls=CVAE)
     y = np.arange(len(x)) % 3  # (B,) labels
     sections.append(("CVAE: bernoulli, tanh, 3 classes, L=2", model_checks(model, x, y, eps)))

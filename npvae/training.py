@@ -179,8 +179,7 @@ def _run_epochs(model, optimizer, arrays, settings, rng, run, position, validate
         while position.epoch < settings.epochs:
             position = _train_epoch(model, optimizer, arrays, settings, rng, run, position,
                                     stop, line)
-            record = _record(position, len(arrays.x), validate())
-            _check_epoch(model, record, run, position)
+            record = _checked_record(model, position, len(arrays.x), validate, run)
             done = position.next_epoch()
             halt = any([hook(done.epoch, record, model) is True for hook in hooks])
             run.end_epoch(record, done)
@@ -256,16 +255,21 @@ def _train_epoch(model, optimizer, arrays, settings, rng, run, position, stop, l
     return position
 
 
-def _check_epoch(model, record, run, position):
-    """At an epoch's end: refuse to keep a diverged model (non-finite or overflowing weights, a
-    non-finite validation loss), before it is saved over the last good checkpoint."""
+def _checked_record(model, position, n, validate, run):
+    """The epoch's record, with its validation loss. A diverged model (non-finite or
+    overflowing weights, a non-finite validation loss) is refused here, before it can be saved
+    over the last good checkpoint."""
     bad = runs.overflowing("value", model.params)
-    if not bad and not np.isfinite(record.get("val_loss", 0.0)):
-        bad = f"the validation loss is {record['val_loss']}"
+    if not bad:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked below
+            record = _record(position, n, validate())
+        if not np.isfinite(record.get("val_loss", 0.0)):
+            bad = f"the validation loss is {record['val_loss']}"
     if bad:
         raise NonFiniteLossError(
             f"training diverged in epoch {position.epoch + 1}: {bad}. The epoch is not saved."
             f"{run.kept_checkpoint()} Try a lower learning rate (--lr).")
+    return record
 
 
 def _divergence_message(what, epoch, step, steps, optimizer, settings, run):

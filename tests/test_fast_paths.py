@@ -1,7 +1,7 @@
-"""The fast forms in the hot paths against the plain forms they replace.
+"""The fast twins (``fused=True``) against the textbook forms they stand beside.
 
 Each plain form below is the textbook expression, written out here independently of npvae; the
-fast one must agree with it to within float rounding.
+fast twin, and npvae's own textbook form, must agree with it to within float rounding.
 """
 
 import functools
@@ -40,7 +40,7 @@ def test_log1p_by_log_and_correction_is_as_accurate_as_log1p(dtype):
     e64 = np.concatenate([np.geomspace(1e-30, 1, 20_000), np.linspace(1e-3, 1, 20_000)])
     logits = np.log(e64).astype(dtype)[:, None]  # (N, 1), ≤ 0
     e = np.exp(-np.abs(logits[:, 0]))  # the e that bernoulli_nll computes
-    nll, _ = dist.bernoulli_nll(logits, np.zeros_like(logits))
+    nll, _ = dist.bernoulli_nll_fused(logits, np.zeros_like(logits))
     assert nll.dtype == dtype
     assert ulps(nll, np.log1p(e)).max() <= 4
     tiny = e < np.finfo(dtype).eps / 4
@@ -69,13 +69,14 @@ def test_bernoulli_nll_matches_the_plain_form(logits, x):
     """Element by element (D = 1), to within float rounding: both forms round intermediates
     as large as |l| (max(l, 0) and x·l, or ½|l| and (½ - x)·l) before they cancel, so they
     agree to a few ulps of |l|, and of log1p(e) ≤ log 2."""
-    for dtype in (np.float64, np.float32):
-        nll, dlogits = dist.bernoulli_nll(logits.astype(dtype), x.astype(dtype))
+    for dtype, fused in [(np.float64, True), (np.float32, True), (np.float64, False),
+                         (np.float32, False)]:
+        nll, dlogits = dist.bernoulli_nll(logits.astype(dtype), x.astype(dtype), fused=fused)
         ref_nll, ref_d = plain_bernoulli_nll(logits.astype(dtype), x.astype(dtype))
         assert nll.dtype == dtype and dlogits.dtype == dtype
         tol = np.finfo(dtype).eps * (4 + 4 * np.abs(logits[:, 0]))
         assert np.all(np.abs(nll - ref_nll) <= tol)
-        np.testing.assert_array_equal(dlogits, ref_d)  # σ(l) - x: the same operations exactly
+        np.testing.assert_array_equal(dlogits, ref_d)  # sigmoid(l) - x: the same operations
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
@@ -94,16 +95,18 @@ def test_forward_without_gradients_gives_the_same_nll(likelihood):
     np.testing.assert_array_equal(model.log_weights(x, eps), log_w)
 
 
-def test_adam_in_kingma_ba_efficient_order_matches_the_textbook_update_in_float32():
-    """p ← p - α·m/(√v + ε̂) with α, ε̂ holding the bias corrections, against
-    m̂ = m/(1-β₁ᵗ), v̂ = v/(1-β₂ᵗ), p ← p - lr·m̂/(√v̂ + eps), step by step, in float32."""
+@pytest.mark.parametrize("fused", [False, True])
+def test_adam_matches_the_textbook_update_in_float64_to_float32_rounding(fused):
+    """npvae's Adam, as written (fused=False) and in Kingma & Ba's efficient order
+    p ← p - α·m/(√v + ε̂) (fused=True), against m̂ = m/(1-β₁ᵗ), v̂ = v/(1-β₂ᵗ),
+    p ← p - lr·m̂/(√v̂ + eps) in float64, step by step."""
     rng = np.random.default_rng(3)
     p = {"w": rng.standard_normal((50, 40)).astype(np.float32),
          "b": rng.standard_normal(40).astype(np.float32)}
     ref = {k: a.astype(np.float64) for k, a in p.items()}
     m = {k: np.zeros_like(a) for k, a in ref.items()}
     v = {k: np.zeros_like(a) for k, a in ref.items()}
-    opt = npvae.Adam(p, lr=1e-3)
+    opt = npvae.Adam(p, lr=1e-3, fused=fused)
     for t in range(1, 31):
         grads = {k: (rng.standard_normal(a.shape) * 10.0 ** rng.integers(-6, 1)).astype(np.float32)
                  for k, a in p.items()}
@@ -120,6 +123,38 @@ def test_adam_in_kingma_ba_efficient_order_matches_the_textbook_update_in_float3
     state = opt.state_dict()
     assert set(state) == {"t", "m.w", "m.b", "v.w", "v.b"}  # the work arrays are not state
     np.testing.assert_allclose(state["v.w"], v["w"], rtol=1e-4, atol=1e-12)
+
+
+def test_adam_twins_agree_step_by_step_on_a_model():
+    """The two forms of Adam from the same state and gradients: within a few float32 ulps of
+    each other after 20 steps of a real model, and with the same moments."""
+    rng = np.random.default_rng(5)
+    a, b = npvae.VAE(8, (6,), 2, seed=0), npvae.VAE(8, (6,), 2, seed=0)
+    opt_a, opt_b = npvae.Adam(a.params, lr=1e-2), npvae.Adam(b.params, lr=1e-2, fused=True)
+    for _ in range(20):
+        x = rng.random((5, 8), np.float32)
+        eps = rng.standard_normal((5, 2), np.float32)
+        opt_a.step(a.loss_and_grads(x, eps)[1])
+        opt_b.step(b.loss_and_grads(x, eps, fused=True)[1])
+    for name in a.params:
+        np.testing.assert_allclose(a.params[name], b.params[name], rtol=1e-4, atol=1e-5)
+    assert opt_a.state_dict().keys() == opt_b.state_dict().keys()
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
+@pytest.mark.parametrize("objective,k", [("elbo", 1), ("elbo", 3), ("iwae", 3)])
+def test_the_fused_switch_changes_no_number_beyond_rounding(likelihood, objective, k):
+    """loss_and_grads and log_weights with fused=True against fused=False, float32."""
+    model = npvae.VAE(10, (7,), 3, likelihood=likelihood, seed=2)
+    x = np.random.default_rng(2).random((6, 10), dtype=np.float32)
+    eps = np.random.default_rng(3).standard_normal((k, 6, 3), dtype=np.float32)
+    loss, grads, _ = model.loss_and_grads(x, eps, objective=objective)
+    loss_f, grads_f, _ = model.loss_and_grads(x, eps, objective=objective, fused=True)
+    assert loss_f == pytest.approx(loss, rel=1e-5)
+    for name in grads:
+        np.testing.assert_allclose(grads_f[name], grads[name], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.log_weights(x, eps, fused=True), model.log_weights(x, eps),
+                               rtol=1e-5)
 
 
 def test_adam_updates_the_live_parameter_arrays_in_place():
@@ -152,9 +187,10 @@ def _float32_only(fn, name, seen):
     return wrapper
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("objective,k", [("elbo", 1), ("elbo", 3), ("iwae", 3)])
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
-def test_no_float64_leaks_in_any_intermediate(monkeypatch, objective, k, likelihood):
+def test_no_float64_leaks_in_any_intermediate(monkeypatch, objective, k, likelihood, fused):
     """A debug run: every layer and distribution function the model calls returns float32."""
     seen = set()
     for module in (layers, dist):
@@ -169,10 +205,10 @@ def test_no_float64_leaks_in_any_intermediate(monkeypatch, objective, k, likelih
                                                        _float32_only(bwd, name, seen)))
     model = npvae.VAE(10, (7, 5), 3, likelihood=likelihood, seed=1)
     x = np.random.default_rng(1).random((6, 10), dtype=np.float32)
-    loss, grads, stats = model.loss_and_grads(x, objective=objective, k=k)
+    loss, grads, stats = model.loss_and_grads(x, objective=objective, k=k, fused=fused)
     assert all(g.dtype == np.float32 for g in grads.values())
-    assert model.log_weights(x, np.zeros((2, 6, 3), np.float32)).dtype == np.float32
-    opt = npvae.Adam(model.params, weight_decay=1e-4)
+    assert model.log_weights(x, np.zeros((2, 6, 3), np.float32), fused=fused).dtype == np.float32
+    opt = npvae.Adam(model.params, weight_decay=1e-4, fused=fused)
     opt.step(grads)
     assert all(p.dtype == np.float32 for p in model.params.values())
     assert {"dense_forward", "dense_backward", "reparameterize_backward", "relu"} <= seen

@@ -313,3 +313,113 @@ def test_a_huge_learning_rate_is_caught_before_it_writes_nan(x, tmp_path):
         train(model, x, epochs=2, batch_size=30, lr=1e6, out_dir=tmp_path, verbose=False)
     assert all(np.isfinite(p).all() for p in model.params.values())
     assert not (tmp_path / "checkpoint.npz").exists()  # it diverged within the first epoch
+
+
+# --------------------------------------------------------------------------- the pieces
+
+
+def test_train_step_applies_one_adam_step_and_refuses_a_non_finite_one(x):
+    from npvae.training import train_step
+
+    model, twin = tiny(), tiny()
+    opt, opt_twin = npvae.Adam(model.params, lr=1e-2), npvae.Adam(twin.params, lr=1e-2)
+    eps_rng, twin_rng = np.random.default_rng(4), np.random.default_rng(4)
+    stats = train_step(model, opt, x[:32], rng=eps_rng)
+    _, grads, ref = twin.loss_and_grads(x[:32], rng=twin_rng)
+    opt_twin.step(grads)
+    assert stats == ref and opt.t == 1
+    assert_same_params(model, twin)
+    before = {k: p.copy() for k, p in model.params.items()}
+    with pytest.raises(NonFiniteLossError, match="the loss is inf|the gradient of .* reached"):
+        train_step(model, opt, x[:32], beta=1e300)
+    assert opt.t == 1 and all(np.array_equal(before[k], model.params[k]) for k in before)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_both_kernel_forms_train_alike(x, fused):
+    """fused=False (textbook) and fused=True (twins) give the same losses to float rounding."""
+    ref = train(tiny(), x, epochs=2, batch_size=50, verbose=False, fused=True)
+    history = train(tiny(), x, epochs=2, batch_size=50, verbose=False, fused=fused)
+    for a, b in zip(history, ref):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+
+
+def test_the_model_generator_after_a_resume_is_the_uninterrupted_runs(x, tmp_path):
+    """train draws from model.rng; a resumed run must leave it, and save it, bit-equal."""
+    whole = tiny()
+    train(whole, x, epochs=2, batch_size=64, out_dir=tmp_path / "whole", verbose=False)
+    part = tiny()
+    train(part, x, epochs=1, batch_size=64, out_dir=tmp_path / "part", verbose=False)
+    resumed = tiny(seed=5)
+    train(resumed, x, epochs=2, batch_size=64, resume=tmp_path / "part",
+          out_dir=tmp_path / "part", verbose=False)
+    assert resumed.rng.bit_generator.state == whole.rng.bit_generator.state
+    np.testing.assert_array_equal(npvae.load(tmp_path / "part").sample(8),
+                                  npvae.load(tmp_path / "whole").sample(8))
+
+
+def test_sigterm_mid_epoch_saves_like_ctrl_c(x, tmp_path):
+    model = tiny()
+    record_calls(model, on_call=lambda n: n == 3 and os.kill(os.getpid(), signal.SIGTERM))
+    with pytest.raises(TrainingInterrupted) as stop:
+        train(model, x, epochs=2, batch_size=32, out_dir=tmp_path, verbose=False)
+    assert (stop.value.epochs_done, stop.value.step) == (0, 3)
+    assert checkpoint.load_training_state(tmp_path).progress["step"] == 3
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
+
+
+def test_a_diverged_epoch_never_replaces_the_good_checkpoint(x, tmp_path):
+    """Finite steps can still end an epoch with weights too large to square (the issue's
+    repro: lr 1e30, one batch per epoch): that epoch is refused, and the checkpoint of the
+    epoch before is kept."""
+    model = tiny()
+    kw = dict(batch_size=len(x), out_dir=tmp_path, x_val=x[:20], verbose=False)
+    train(model, x, epochs=1, **kw)
+    good = checkpoint.load_training_state(tmp_path)
+    with pytest.raises(NonFiniteLossError,
+                       match=r"diverged in epoch 2: .*W reached.*end of epoch 1\), is kept"):
+        train(tiny(), x, epochs=2, resume=tmp_path, lr=1e30, **kw)
+    kept = checkpoint.load_training_state(tmp_path)
+    assert len(kept.history) == 1
+    assert_same_params(kept.model, good.model)
+
+
+def test_a_nan_validation_loss_is_refused(x, tmp_path, monkeypatch):
+    """Finite weights whose validation loss is NaN are refused too, and nothing is saved."""
+    def nan_elbo(model, x, **kw):
+        return {"elbo": float("nan"), "recon": float("nan"), "kl": float("nan")}
+
+    monkeypatch.setattr(npvae.evaluate, "elbo", nan_elbo)
+    with pytest.raises(NonFiniteLossError, match="epoch 1: the validation loss is nan"):
+        train(tiny(), x, epochs=1, batch_size=100, out_dir=tmp_path, x_val=x[:20],
+              verbose=False)
+    assert not (tmp_path / checkpoint.FILENAME).exists()
+
+
+def test_a_cvae_trains_through_the_same_loop_and_resumes_bit_exact(x, tmp_path):
+    y = (np.arange(len(x)) % 3).astype(np.int64)
+    kw = dict(y=y, batch_size=32, x_val=x[:30], y_val=y[:30], verbose=False)
+    whole = npvae.CVAE(D, 3, (16,), 2, seed=1)
+    history = train(whole, x, epochs=2, **kw)
+    assert history[-1]["loss"] < history[0]["loss"] and "val_loss" in history[-1]
+    model = npvae.CVAE(D, 3, (16,), 2, seed=1)
+    inner = model.loss_and_grads
+    calls = []
+
+    def stop_at_5(xb, yb, **kws):
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+        return inner(xb, yb, **kws)
+
+    model.loss_and_grads = stop_at_5
+    with pytest.raises(TrainingInterrupted):
+        train(model, x, epochs=2, out_dir=tmp_path, **kw)
+    resumed = npvae.CVAE(D, 3, (16,), 2, seed=9)
+    assert without_timing(train(resumed, x, epochs=2, resume=tmp_path, **kw)) == \
+        without_timing(history)
+    assert_same_params(whole, resumed)
+    with pytest.raises(TypeError, match="a CVAE trains on labels"):
+        train(npvae.CVAE(D, 3, (16,), 2), x, epochs=1, verbose=False)
+    with pytest.raises(TypeError, match="conditional model"):
+        train(tiny(), x, y=y, epochs=1, verbose=False)

@@ -93,6 +93,13 @@ def load(args, rng):
     return Data(x_train, y_train, x_test, y_test, source)
 
 
+def hold_out(d, seed, n_val=5000):
+    """The training data less a validation set of n_val examples (capped at a tenth, at least
+    1), drawn from ``seed``: (x_train, y_train, x_val, y_val)."""
+    n_val = max(1, min(n_val, len(d.x_train) // 10))
+    return data.train_val_split(d.x_train, d.y_train, n_val, np.random.default_rng([seed, 1]))
+
+
 def split(d, seed, binarize="dynamic", n_val=5000):
     """Hold out a validation set, and binarize what a Bernoulli likelihood needs binarized.
 
@@ -106,9 +113,7 @@ def split(d, seed, binarize="dynamic", n_val=5000):
     -------
     x_train : (N - V, D), x_val : (V, D), x_test : (M, D).
     """
-    n_val = max(1, min(n_val, len(d.x_train) // 10))
-    x_train, _, x_val, _ = data.train_val_split(d.x_train, d.y_train, n_val,
-                                                np.random.default_rng([seed, 1]))
+    x_train, _, x_val, _ = hold_out(d, seed, n_val)
     x_test = d.x_test
     if binarize == "static":
         x_train = data.binarize(x_train, np.random.default_rng([seed, 2]))

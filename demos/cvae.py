@@ -15,39 +15,22 @@ sees x can keep the class in z too, and then the decoder learns to ignore y. A s
     cvae_style_transfer.png  a test image x of class y, encoded with its own label,
                              mu(x, y), then decoded with every label c: decode(mu(x, y), c)
 
-The training pixels are binarized afresh each epoch (dynamic binarization), and it prints the
+It trains through ``npvae.train(model, x, y=labels, ...)``, the loop every VAE trains with; the
+training pixels are binarized afresh each epoch (dynamic binarization), and it prints the
 test -ELBO of p(x|y) on a statically binarized test set.
 """
 
 import sys
-import time
 
 import numpy as np
 
 import _common
-from npvae import Adam, data, plots
+from npvae import data, evaluate, plots
 from npvae.cvae import CVAE
 
 
 def build_parser():
     return _common.parser(__doc__.splitlines()[0], epochs=5, latent=2, out="figures/cvae")
-
-
-def train_cvae(model, x, y, args, rng):
-    """Minibatch Adam on the CVAE's -ELBO (npvae.train feeds no labels, so the loop is here).
-
-    x : (N, D) grey pixels, binarized afresh for each batch; y : (N,) labels.
-    """
-    opt = Adam(model.params, lr=args.lr)
-    for epoch in range(args.epochs):
-        start, perm, total = time.perf_counter(), rng.permutation(len(x)), 0.0
-        for i in range(0, len(x), args.batch_size):
-            batch = perm[i:i + args.batch_size]  # (B,)
-            loss, grads, _ = model.loss_and_grads(data.binarize(x[batch], rng), y[batch], rng=rng)
-            opt.step(grads)
-            total += loss * len(batch)
-        print(f"epoch {epoch + 1}/{args.epochs}  -ELBO {total / len(x):.2f} nats  "
-              f"{time.perf_counter() - start:.1f} s", flush=True)
 
 
 def class_rows(model, names, ncols, rng, context):
@@ -92,15 +75,15 @@ def main(argv=None):
     names = plots.CLASS_NAMES[args.dataset]
     model = CVAE(d.x_train.shape[1], len(names), hidden_dims=tuple(args.hidden),
                  latent_dim=args.latent, seed=args.seed)
-    start = time.perf_counter()
-    train_cvae(model, d.x_train, d.y_train, args, rng)
-    print(f"trained {args.epochs} epochs in {time.perf_counter() - start:.1f} s")
+    x_train, y_train, x_val, y_val = _common.hold_out(d, args.seed)
+    # The same loop as a VAE's: npvae.train, with the labels passed as y (and y_val).
+    _common.train(model, args, x_train, x_val, rng, y=y_train, y_val=y_val)
 
     x_test = data.binarize(d.x_test, np.random.default_rng([args.seed, 3]))
-    loss, _, stats = model.loss_and_grads(x_test, d.y_test, rng=np.random.default_rng(
-        [args.seed, 5]))
-    print(f"test -ELBO of p(x|y)  {loss:.2f} nats  (recon {stats['recon']:.2f}, "
-          f"KL {stats['kl']:.2f}; {len(x_test):,} examples)")
+    test = evaluate.elbo(model, x_test, y=d.y_test, rng=np.random.default_rng([args.seed, 5]))
+    loss = -test["elbo"]
+    print(f"test -ELBO of p(x|y)  {loss:.2f} nats  (recon {test['recon']:.2f}, "
+          f"KL {test['kl']:.2f}; {len(x_test):,} examples)")
 
     context = plots.run_label(args.dataset, args.epochs, args.latent)
     # One test image of each class (the first of each that the test set holds), in class order.

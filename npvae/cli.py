@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import NpvaeError
+from .vae import DEFAULT_HIDDEN_DIMS, DEFAULT_LATENT_DIM
 
 EXAMPLES = """examples:
   npvae train --dataset fashion-mnist --epochs 10 --out runs/fashion
@@ -21,6 +22,8 @@ EXAMPLES = """examples:
   npvae train --resume runs/mnist --epochs 20     continue a stopped (or finished) run
   npvae evaluate runs/mnist --k 5000              test ELBO, log p(x), active units, KL per dim
   npvae sample runs/mnist --n 64 --out samples.png
+  npvae train --conditional --out runs/cvae       a CVAE, conditioned on the labels
+  npvae sample runs/cvae --label 3                draw that class
   npvae plot runs/mnist --out figures/            every figure that applies to a checkpoint
   npvae gradcheck                 prove every hand-written gradient against finite differences
 """
@@ -29,6 +32,7 @@ TRAIN_EXAMPLES = """examples:
   npvae train --dataset fashion-mnist --epochs 10 --out runs/fashion
   npvae train --dataset mnist --hidden 512 256 --latent-dim 2 --out runs/mnist-2d
   npvae train --hidden 0 --likelihood gaussian --binarize none --out runs/linear
+  npvae train --conditional --latent-dim 2 --out runs/cvae   a CVAE p(x|z, y) on the labels
   npvae train --resume runs/fashion               after Ctrl-C: continue, bit for bit
   npvae train --resume runs/fashion --epochs 30   train a finished run for longer
 
@@ -41,12 +45,15 @@ summary. --hidden 0 (or --hidden with no sizes) gives a linear VAE.
 # The settings of a training run, with their defaults. They are stored in the checkpoint, so
 # that --resume continues with the same ones; only --epochs may change on resume.
 TRAIN_DEFAULTS = {
-    "dataset": "mnist", "epochs": 10, "batch_size": 128, "lr": 1e-3, "latent_dim": 20,
-    "hidden": [400], "likelihood": "bernoulli", "activation": "relu", "binarize": None,
-    "beta": 1.0, "warmup": 0.0, "objective": "elbo", "k": 1, "free_bits": 0.0, "seed": 0,
-    "val": 5000,
+    "dataset": "mnist", "epochs": 10, "batch_size": 128, "lr": 1e-3,
+    "latent_dim": DEFAULT_LATENT_DIM, "hidden": list(DEFAULT_HIDDEN_DIMS),
+    "likelihood": "bernoulli", "activation": "relu", "binarize": None, "beta": 1.0,
+    "warmup": 0.0, "objective": "elbo", "k": 1, "free_bits": 0.0, "seed": 0, "val": 5000,
+    "conditional": False, "textbook": False,
 }
 CHANGEABLE_ON_RESUME = ("epochs",)
+# Settings added after the first release: a run saved without them had their defaults.
+ADDED_SETTINGS = ("conditional", "textbook")
 TEST_BINARIZE_SEED = 0  # the test set is binarized once, the same way for every run
 
 
@@ -103,6 +110,8 @@ def _train_settings(args):
                          f"--out {args.out} (or copy the run folder there first).")
     _, meta = checkpoint.load_with_metadata(resume)
     saved = meta.get("args")
+    if isinstance(saved, dict):
+        saved = {**{key: TRAIN_DEFAULTS[key] for key in ADDED_SETTINGS}, **saved}
     if not isinstance(saved, dict) or saved.keys() != TRAIN_DEFAULTS.keys():
         raise UsageError(f"{meta['path']} was not written by npvae train, so its data and "
                          f"settings are unknown; resume it from Python with "
@@ -154,7 +163,8 @@ def _out_dir(args, settings):
 
 
 def _training_data(settings, data_dir):
-    """(x_train, x_val or None) as ``train`` gets them, from the seeded split of the train split."""
+    """(x_train, y_train, x_val, y_val) as ``train`` gets them, from the seeded split of the
+    train split; x_val and y_val are None with --val 0."""
     from . import data
 
     x, y = data.load_dataset(settings["dataset"], "train", data_dir=data_dir)
@@ -162,59 +172,81 @@ def _training_data(settings, data_dir):
         raise UsageError(f"--val {settings['val']} leaves no training examples: the "
                          f"{settings['dataset']} train split has {len(x)}; pass a smaller --val.")
     split_seed, binarize_seed = np.random.SeedSequence([settings["seed"], 1]).spawn(2)
-    x_train, _, x_val, _ = data.train_val_split(x, y, settings["val"],
-                                                np.random.default_rng(split_seed))
+    x_train, y_train, x_val, y_val = data.train_val_split(x, y, settings["val"],
+                                                          np.random.default_rng(split_seed))
     if settings["binarize"] == "static":
         rng = np.random.default_rng(binarize_seed)
         x_train, x_val = data.binarize(x_train, rng), data.binarize(x_val, rng)
-    return x_train, (x_val if settings["val"] else None)
+    if not settings["val"]:
+        x_val = y_val = None
+    return x_train, y_train, x_val, y_val
 
 
 def _test_data(dataset, binarize, data_dir, n=None):
-    """The first ``n`` test images (all if None), binarized once with a fixed seed unless the
-    run used no binarization."""
+    """The first ``n`` test images (all if None) and their labels, the images binarized once
+    with a fixed seed unless the run used no binarization."""
     from . import data
 
-    x, _ = data.load_dataset(dataset, "test", data_dir=data_dir)
-    x = x[:n]
+    x, y = data.load_dataset(dataset, "test", data_dir=data_dir)
+    x, y = x[:n], y[:n]
     if binarize not in (None, "none"):
         x = data.binarize(x, np.random.default_rng(TEST_BINARIZE_SEED))
-    return x
+    return x, y
+
+
+def _labels_if(model, y):
+    """The labels a model's calls need: y for a CVAE, None for a VAE."""
+    return y if model.conditional else None
+
+
+def _new_model(settings, input_dim):
+    """The VAE (or, with --conditional, the CVAE) the settings describe, seeded by --seed."""
+    from .cvae import CVAE
+    from .data import N_CLASSES
+    from .vae import VAE
+
+    shape = (settings["hidden"], settings["latent_dim"], settings["likelihood"],
+             settings["activation"])
+    seed = np.random.default_rng(np.random.SeedSequence([settings["seed"], 0]))
+    if settings["conditional"]:
+        return CVAE(input_dim, N_CLASSES, *shape, seed=seed)
+    return VAE(input_dim, *shape, seed=seed)
 
 
 def cmd_train(args):
     from . import checkpoint, evaluate
     from .training import train
-    from .vae import VAE
 
     settings, meta = _train_settings(args)
     out = _out_dir(args, settings)
     data_dir = args.data_dir or meta.get("data_dir")
-    x_train, x_val = _training_data(settings, data_dir)
-    model = VAE(x_train.shape[1], settings["hidden"], settings["latent_dim"],
-                settings["likelihood"], settings["activation"],
-                seed=np.random.default_rng(np.random.SeedSequence([settings["seed"], 0])))
+    x_train, y_train, x_val, y_val = _training_data(settings, data_dir)
+    model = _new_model(settings, x_train.shape[1])
     verbose = not args.quiet
     if verbose:
         dims = "-".join(map(str, [model.input_dim, *settings["hidden"], model.latent_dim]))
+        kind = "CVAE on the labels, " if model.conditional else ""
         print(f"{settings['dataset']}: {len(x_train)} training, "
-              f"{0 if x_val is None else len(x_val)} validation examples; model {dims}, "
+              f"{0 if x_val is None else len(x_val)} validation examples; {kind}model {dims}, "
               f"{settings['likelihood']}; run folder {out}", flush=True)
     history = train(
-        model, x_train, epochs=settings["epochs"], batch_size=settings["batch_size"],
-        lr=settings["lr"], x_val=x_val, beta=settings["beta"], warmup_epochs=settings["warmup"],
+        model, x_train, y=_labels_if(model, y_train), epochs=settings["epochs"],
+        batch_size=settings["batch_size"], lr=settings["lr"], x_val=x_val,
+        y_val=None if x_val is None else _labels_if(model, y_val), beta=settings["beta"],
+        warmup_epochs=settings["warmup"],
         binarize=None if settings["binarize"] in ("static", "none") else settings["binarize"],
         objective=settings["objective"], k=settings["k"], free_bits=settings["free_bits"],
         resume=meta["path"] if args.resume else None, out_dir=out, verbose=verbose,
-        val_seed=settings["seed"],
+        val_seed=settings["seed"], fused=not settings["textbook"],
         extra={"dataset": settings["dataset"], "data_dir": data_dir, "args": settings})
 
-    x_test = _test_data(settings["dataset"], settings["binarize"], data_dir)
+    x_test, y_test = _test_data(settings["dataset"], settings["binarize"], data_dir)
     rng = np.random.default_rng(0)  # the evaluation noise, as npvae evaluate's default seed
+    y_test = _labels_if(model, y_test)
     if args.eval_k:
-        test = evaluate.evaluate(model, x_test, k=args.eval_k, rng=rng)
+        test = evaluate.evaluate(model, x_test, k=args.eval_k, rng=rng, y=y_test)
     else:
-        test = {"n": len(x_test), **evaluate.elbo(model, x_test, rng=rng)}
+        test = {"n": len(x_test), **evaluate.elbo(model, x_test, rng=rng, y=y_test)}
     seconds = [r["seconds"] for r in history]
     summary = {"dataset": settings["dataset"], "epochs": len(history),
                "seconds_per_epoch": float(np.mean(seconds)) if seconds else None,
@@ -259,22 +291,23 @@ def cmd_evaluate(args):
     run = meta.get("args") or {}
     dataset = args.dataset or meta.get("dataset") or "mnist"
     binarize = run.get("binarize", "none") if args.binarize is None else args.binarize
-    x = _test_data(dataset, binarize, args.data_dir or meta.get("data_dir"), args.n)
+    x, y = _test_data(dataset, binarize, args.data_dir or meta.get("data_dir"), args.n)
     result = evaluate.evaluate(model, x, k=args.k, rng=np.random.default_rng(args.seed),
-                               batch_size=args.batch_size)
+                               batch_size=args.batch_size, y=_labels_if(model, y))
     c = model.config
     dims = "-".join(map(str, [c.input_dim, *c.hidden_dims, c.latent_dim]))
     epochs = len(meta.get("history") or [])
     kl = result["kl_per_dim"]
     rows = [
-        ("checkpoint", f"{meta['path']} ({dims}, {c.likelihood}, {c.activation}; "
-                       f"{epochs} epochs)"),
+        ("checkpoint", f"{meta['path']} ({'CVAE, ' if model.conditional else ''}{dims}, "
+                       f"{c.likelihood}, {c.activation}; {epochs} epochs)"),
         ("data", f"{dataset} test, {result['n']} examples"
                  + ("" if binarize in (None, "none") else ", binarized")),
         ("ELBO", f"{result['elbo']:.2f} nats  (recon {result['recon']:.2f}, "
                  f"KL {result['kl']:.2f})"),
-        ("log p(x)", f"{result['log_likelihood']:.2f} ± {result['log_likelihood_se']:.2f} "
-                     f"nats  (IWAE, k = {result['k']}; ± one standard error)"),
+        ("log p(x|y)" if model.conditional else "log p(x)",
+         f"{result['log_likelihood']:.2f} ± {result['log_likelihood_se']:.2f} nats  (IWAE, "
+         f"k = {result['k']}; ± one standard error)"),
         ("active units", f"{result['active_units']} of {len(kl)}  "
                          f"(Var_x E[z|x] > {evaluate.ACTIVE_THRESHOLD})"),
         ("KL per dim", "  ".join(f"{v:.2f}" for v in kl)),
@@ -293,7 +326,8 @@ def cmd_sample(args):
     context = plots.run_label(meta.get("dataset"), len(meta.get("history") or []) or None,
                               model.latent_dim)
     fig = plots.prior_samples(model, args.n, ncols=args.ncols or math.ceil(math.sqrt(args.n)),
-                              rng=np.random.default_rng(args.seed), context=context)
+                              rng=np.random.default_rng(args.seed), context=context,
+                              labels=_sample_labels(model, args.label, args.n))
     try:
         path = plots.savefig(fig, args.out)
     except OSError as exc:
@@ -301,6 +335,20 @@ def cmd_sample(args):
                          f"--out.") from exc
     print(f"wrote {path}")
     return 0
+
+
+def _sample_labels(model, label, n):
+    """The labels of n samples: all ``label`` for a CVAE given one, else None (a VAE; for a
+    CVAE, every class in turn)."""
+    if label is None:
+        return None
+    if not model.conditional:
+        raise UsageError("--label is for a conditional model (npvae train --conditional); this "
+                         "checkpoint is a VAE, which draws from p(x) without labels.")
+    if label >= model.n_classes:
+        raise UsageError(f"--label {label} is not a class of this CVAE: it has "
+                         f"{model.n_classes}, 0 to {model.n_classes - 1}.")
+    return np.full(n, label)
 
 
 def cmd_plot(args):
@@ -383,6 +431,8 @@ def build_parser():
     g.add_argument("--likelihood", choices=LIKELIHOODS, help=f"(default: {d['likelihood']})")
     g.add_argument("--activation", choices=sorted(ACTIVATIONS),
                    help=f"(default: {d['activation']})")
+    g.add_argument("--conditional", action="store_true", default=None,
+                   help="a conditional VAE (npvae.CVAE), q(z|x, y) and p(x|z, y), on the labels")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=positive_int,
                    help=f"total epochs; with --resume, train until this many (default: "
@@ -400,6 +450,9 @@ def build_parser():
                    help="floor on the KL of each latent dimension (default: 0)")
     g.add_argument("--seed", type=nonnegative_int,
                    help=f"seeds the split, the initialisation and training (default: {d['seed']})")
+    g.add_argument("--textbook", action="store_true", default=None,
+                   help="train with the textbook kernels (Bernoulli NLL, Adam) instead of their "
+                        "fused twins: the same numbers to float32 rounding, a little slower")
     g = p.add_argument_group("run")
     g.add_argument("--out", metavar="DIR", help="run folder (default: runs/DATASET)")
     g.add_argument("--resume", metavar="DIR",
@@ -428,8 +481,11 @@ def build_parser():
     p.add_argument("--batch-size", type=positive_int, help="examples per chunk (default: auto)")
 
     p = _checkpoint_command(sub, cmd_sample, "sample", "a PNG grid of samples from the prior",
-                            "Decode n draws z ~ N(0, I) and save them as a greyscale grid.",
+                            "Decode n draws z ~ N(0, I) and save them as a greyscale grid (for "
+                            "a CVAE, with --label or every class in turn).",
                             data=False)
+    p.add_argument("--label", type=nonnegative_int,
+                   help="for a CVAE: draw this class (default: every class in turn)")
     p.add_argument("--n", type=positive_int, default=64, help="number of samples (default: 64)")
     p.add_argument("--ncols", type=positive_int, help="images per row (default: about √n)")
     p.add_argument("--out", default="samples.png", help="PNG file (default: samples.png)")

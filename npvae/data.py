@@ -51,6 +51,7 @@ __all__ = [
 DATASETS = ("mnist", "fashion-mnist")
 SPLITS = {"train": "train", "test": "t10k"}  # split -> file-name prefix
 IMAGE_SHAPE = (28, 28)
+N_CLASSES = 10  # both data sets: the digits 0-9, or ten kinds of clothing
 
 # Checksums of the canonical (upstream) .gz files, which is what every public mirror serves.
 CHECKSUMS = {

@@ -193,12 +193,12 @@ def image_grid(images, ncols=10, title="Images", context=""):
 
 
 @_styled
-def reconstructions(model, x, ncols=10, context=""):
+def reconstructions(model, x, ncols=10, context="", y=None):
     """Inputs above, their reconstructions decode(mu(x)) below, in bands of ``ncols``.
 
-    x : (N, D), N a multiple of ``ncols`` gives full bands.
+    x : (N, D), N a multiple of ``ncols`` gives full bands; y : (N,) labels, for a CVAE only.
     """
-    recon = model.reconstruct(x)  # (N, D)
+    recon = model.reconstruct(x, *_given(y))  # (N, D)
     n_bands = -(-len(x) // ncols)
     fig, axes = plt.subplots(2 * n_bands, 1, figsize=(0.55 * ncols + 1.3, 1.25 * n_bands + 0.6),
                              squeeze=False)
@@ -213,15 +213,35 @@ def reconstructions(model, x, ncols=10, context=""):
 
 
 @_styled
-def prior_samples(model, n=100, ncols=10, rng=None, context=""):
-    """Decoded means of n draws z ~ N(0, I) from the prior."""
-    images = model.sample(n, rng=rng)  # (n, D)
+def prior_samples(model, n=100, ncols=10, rng=None, context="", labels=None):
+    """Decoded means of n draws z ~ N(0, I) from the prior.
+
+    For a CVAE, ``labels`` (n,) are the classes to decode with; None draws every class in
+    turn (sample i has label i mod C).
+    """
+    conditional = getattr(model, "conditional", False)
+    images = model.sample(n if labels is None else labels, rng=rng)  # (n, D)
     nrows = -(-n // ncols)
     fig, ax = plt.subplots(figsize=(0.55 * ncols + 0.4, 0.55 * nrows + 0.7))
     _show(ax, tile(images, ncols))
-    ax.set_title(_title("Samples from the prior", context))
-    ax.set_xlabel("mean of p(x | z),  z ~ N(0, I)")
+    what = "Samples from the prior"
+    if conditional:
+        what += (" of every class in turn" if labels is None
+                 else f" of class {_class_list(labels)}")
+    ax.set_title(_title(what, context))
+    ax.set_xlabel("mean of p(x | z, y),  z ~ N(0, I)" if conditional
+                  else "mean of p(x | z),  z ~ N(0, I)")
     return fig
+
+
+def _given(y):
+    """The label arguments of a model call: () for a VAE (y None), (y,) for a CVAE."""
+    return () if y is None else (y,)
+
+
+def _class_list(labels):
+    """"3" for labels all 3, else "0, 1, 2" (the distinct ones)."""
+    return ", ".join(str(c) for c in np.unique(labels))
 
 
 @_styled
@@ -464,10 +484,12 @@ def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, see
     """Draw every figure that applies to a trained checkpoint, without retraining.
 
     Always: prior samples, the training curves if the checkpoint holds a history, and for a
-    2-D latent space the manifold. With data (``dataset``, else the one recorded in the
-    checkpoint by ``npvae train`` or the demos): reconstructions, the KL per dimension,
-    interpolations, and for a 2-D latent space the scatter of posterior means, on ``n_eval``
-    random test images. The KL is measured on binarized images if the run binarized its data.
+    2-D latent space the manifold (not for a CVAE, whose decoder needs a label). With data
+    (``dataset``, else the one recorded in the checkpoint by ``npvae train`` or the demos):
+    reconstructions, the KL per dimension, interpolations (not for a CVAE) and, for a 2-D
+    latent space, the scatter of posterior means, on ``n_eval`` random test images (a CVAE
+    encodes each with its own label). The KL is measured on binarized images if the run
+    binarized its data.
 
     Parameters
     ----------
@@ -497,7 +519,7 @@ def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, see
                                      context=context), out / "samples.png")]
     if history:
         written.append(savefig(loss_curves(history, context), out / "loss_curves.png"))
-    if model.latent_dim == 2:
+    if model.latent_dim == 2 and not model.conditional:
         written.append(savefig(manifold(model, context=context), out / "manifold.png"))
     if dataset is None or model.input_dim != 784:
         return written
@@ -505,17 +527,20 @@ def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, see
     x, labels = npdata.load_dataset(dataset, "test", data_dir=data_dir, dtype=model.dtype)
     pick = np.random.default_rng(seeds[1]).permutation(len(x))[:n_eval]
     x, labels = x[pick], labels[pick]  # (n_eval, D), (n_eval,)
+    y = labels if model.conditional else None  # what a CVAE's calls are given
     binarized = meta.get("binarize", run.get("binarize")) in ("dynamic", "static")
     x_kl = npdata.binarize(x, np.random.default_rng(seeds[2])) if binarized else x
-    written.append(savefig(reconstructions(model, x[:20], context=context),
+    written.append(savefig(reconstructions(model, x[:20], context=context,
+                                           y=None if y is None else y[:20]),
                            out / "reconstructions.png"))
-    written.append(savefig(kl_bars(kl_per_dimension(model, x_kl), context),
+    written.append(savefig(kl_bars(kl_per_dimension(model, x_kl, y=y), context),
                            out / "kl_per_dim.png"))
-    pairs = min(4, len(x) // 2)
-    written.append(savefig(interpolations(model, x[:pairs], x[pairs:2 * pairs], context=context),
-                           out / "interpolation.png"))
+    if not model.conditional:  # a CVAE's path between two classes has no one label to decode
+        pairs = min(4, len(x) // 2)
+        written.append(savefig(interpolations(model, x[:pairs], x[pairs:2 * pairs],
+                                              context=context), out / "interpolation.png"))
     if model.latent_dim == 2:
-        mu, _ = model.encode(x)
+        mu, _ = model.encode(x, *_given(y))
         written.append(savefig(latent_scatter(mu, labels, dataset, context),
                                out / "latent_scatter.png"))
     return written

@@ -163,6 +163,106 @@ def test_resume_of_a_finished_run_trains_longer_bit_exact(run, data_dir, tmp_pat
         assert np.array_equal(a.params[name], b.params[name]), name
 
 
+@pytest.fixture(scope="module")
+def cvae_run(data_dir, tmp_path_factory):
+    """A CVAE trained by ``npvae train --conditional`` on the fake labels."""
+    out = tmp_path_factory.mktemp("runs") / "cvae"
+    assert cli.main(["train", "--conditional", "--data-dir", str(data_dir), *TINY, "--epochs",
+                     "2", "--eval-k", "5", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_train_conditional_trains_a_cvae_on_the_labels(cvae_run):
+    model = npvae.load(cvae_run)
+    assert isinstance(model, npvae.CVAE) and model.n_classes == data.N_CLASSES
+    summary = json.loads((cvae_run / "summary.json").read_text())
+    assert summary["settings"]["conditional"] is True
+    assert summary["config"]["n_classes"] == 10 and np.isfinite(summary["test"]["elbo"])
+    assert np.isfinite(summary["test"]["log_likelihood"])
+
+
+def test_sample_label_draws_that_class(cvae_run, tmp_path, capsys, monkeypatch):
+    drawn = []
+    sample = npvae.CVAE.sample
+
+    def spy(model, labels, rng=None):
+        drawn.append(np.asarray(labels))
+        return sample(model, labels, rng)
+
+    monkeypatch.setattr(npvae.CVAE, "sample", spy)
+    png = tmp_path / "threes.png"
+    assert cli.main(["sample", str(cvae_run), "--label", "3", "--n", "9", "--out",
+                     str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert drawn[-1].tolist() == [3] * 9
+    assert cli.main(["sample", str(cvae_run), "--n", "10", "--out", str(png)]) == 0
+    assert drawn[-1] == 10  # no --label: every class in turn
+
+
+def test_evaluate_and_plot_a_cvae_run(cvae_run, data_dir, tmp_path, capsys):
+    assert cli.main(["evaluate", str(cvae_run), "--k", "10", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "CVAE" in out and "log p(x|y)" in out
+    assert cli.main(["plot", str(cvae_run), "--out", str(tmp_path / "figs")]) == 0
+    names = {p.name for p in (tmp_path / "figs").iterdir()}
+    assert {"samples.png", "loss_curves.png", "reconstructions.png", "kl_per_dim.png",
+            "latent_scatter.png"} <= names
+
+
+def test_label_errors_name_the_fix(run, cvae_run, tmp_path, capsys):
+    for argv, message in [
+        (["sample", str(run), "--label", "3"], "--label is for a conditional model"),
+        (["sample", str(cvae_run), "--label", "10"], "--label 10 is not a class of this CVAE"),
+    ]:
+        assert cli.main([*argv, "--out", str(tmp_path / "s.png")]) == 2
+        assert message in one_error_line(capsys.readouterr().err, "sample")
+
+
+def test_a_run_saved_before_the_conditional_setting_resumes(run, tmp_path):
+    """Settings added later (conditional, textbook) take their defaults in older runs."""
+    model, meta = npvae.checkpoint.load_with_metadata(run)
+    state = npvae.checkpoint.load_training_state(run)
+    old = {k: v for k, v in meta["args"].items() if k not in cli.ADDED_SETTINGS}
+    folder = tmp_path / "old"
+    npvae.checkpoint.save(folder / "checkpoint.npz", model, _adam(model, state), state.history,
+                          np.random.default_rng(0) if state.rng_state is None else
+                          _generator(state.rng_state),
+                          {**{k: meta[k] for k in ("dataset", "data_dir")}, "args": old},
+                          state.progress)
+    assert cli.main(["train", "--resume", str(folder), "--epochs", "3", "--eval-k", "0",
+                     "--quiet"]) == 0
+    assert len(npvae.checkpoint.load_training_state(folder).history) == 3
+
+
+def _adam(model, state):
+    optimizer = npvae.Adam(model.params)
+    optimizer.load_state_dict(state.optimizer_state)
+    return optimizer
+
+
+def _generator(rng_state):
+    rng = np.random.default_rng()
+    npvae.checkpoint.set_state(rng, rng_state)
+    return rng
+
+
+def test_textbook_flag_trains_with_the_textbook_kernels(data_dir, tmp_path, monkeypatch):
+    forms = []
+    inner = npvae.VAE.loss_and_grads
+
+    def spy(model, x, *args, fused=False, **kw):
+        forms.append(fused)
+        return inner(model, x, *args, fused=fused, **kw)
+
+    monkeypatch.setattr(npvae.VAE, "loss_and_grads", spy)
+    for flags, fused in [([], True), (["--textbook"], False)]:
+        forms.clear()
+        assert cli.main(["train", "--data-dir", str(data_dir), *TINY, "--epochs", "1",
+                         "--eval-k", "0", "--val", "0", "--out", str(tmp_path / str(fused)),
+                         "--quiet", *flags]) == 0
+        assert forms and set(forms) == {fused}
+
+
 # --------------------------------------------------------------------------- user errors
 
 

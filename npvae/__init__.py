@@ -15,6 +15,8 @@ from .optim import SGD, Adam
 from .training import train
 from .vae import VAE, VAEConfig
 
+VAE._trainer = staticmethod(train)  # model.fit(x, ...) is train(model, x, ...); see VAE.fit
+
 __version__ = "0.1.0"
 
 __all__ = ["VAE", "VAEConfig", "Adam", "SGD", "gradcheck", "NpvaeError", "DataError",

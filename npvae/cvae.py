@@ -150,6 +150,11 @@ class CVAE(VAE):
         labels = as_labels(labels, self.n_classes)
         return self.decode(self._prior_draws(len(labels), rng), labels)
 
+    def fit(self, x, y, **kwargs):
+        """Train in place on x : (N, D) with labels y : (N,), by ``npvae.train(self, x, y=y,
+        **kwargs)`` (``y_val`` with ``x_val``); returns the history."""
+        return self._trainer(self, x, y=y, **kwargs)
+
     def log_weights(self, x, y, eps, fused=False):
         """log w = log p(x|z,y) + log p(z) - log q(z|x,y) for each sample: (K, B)."""
         return self._log_weights(x, self._cond(y, np.shape(x)[0]), eps, fused)

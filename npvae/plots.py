@@ -505,7 +505,6 @@ def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, see
     """
     from . import checkpoint
     from . import data as npdata
-    from .evaluate import kl_per_dimension
 
     model, meta = checkpoint.load_with_metadata(path)
     history = meta.get("history") or []
@@ -526,15 +525,22 @@ def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, see
 
     x, labels = npdata.load_dataset(dataset, "test", data_dir=data_dir, dtype=model.dtype)
     pick = np.random.default_rng(seeds[1]).permutation(len(x))[:n_eval]
-    x, labels = x[pick], labels[pick]  # (n_eval, D), (n_eval,)
-    y = labels if model.conditional else None  # what a CVAE's calls are given
     binarized = meta.get("binarize", run.get("binarize")) in ("dynamic", "static")
-    x_kl = npdata.binarize(x, np.random.default_rng(seeds[2])) if binarized else x
-    written.append(savefig(reconstructions(model, x[:20], context=context,
-                                           y=None if y is None else y[:20]),
-                           out / "reconstructions.png"))
-    written.append(savefig(kl_bars(kl_per_dimension(model, x_kl, y=y), context),
-                           out / "kl_per_dim.png"))
+    x_kl = npdata.binarize(x[pick], np.random.default_rng(seeds[2])) if binarized else x[pick]
+    return written + _test_figures(model, x[pick], labels[pick], x_kl, out, dataset, context)
+
+
+def _test_figures(model, x, labels, x_kl, out, dataset, context):
+    """The figures of ``plot_checkpoint`` drawn on test images x : (N, D) with their labels
+    (N,), x_kl the images the KL is measured on: the list of Paths written."""
+    from .evaluate import kl_per_dimension
+
+    y = labels if model.conditional else None  # what a CVAE's calls are given
+    written = [savefig(reconstructions(model, x[:20], context=context,
+                                       y=None if y is None else y[:20]),
+                       out / "reconstructions.png"),
+               savefig(kl_bars(kl_per_dimension(model, x_kl, y=y), context),
+                       out / "kl_per_dim.png")]
     if not model.conditional:  # a CVAE's path between two classes has no one label to decode
         pairs = min(4, len(x) // 2)
         written.append(savefig(interpolations(model, x[:pairs], x[pairs:2 * pairs],

@@ -496,6 +496,16 @@ class VAE:
         """n draws z ~ N(0, I) from the prior, decoded to the mean of p(x|z): (n, D)."""
         return self.decode(self._prior_draws(checks.positive_int(n, "n"), rng))
 
+    # ------------------------------------------------------------------------ training
+
+    # npvae.training imports the models, never the reverse. The package sets this to
+    # npvae.train when it is imported (npvae/__init__.py), so fit needs no upward import.
+    _trainer = None
+
+    def fit(self, x, **kwargs):
+        """Train in place by ``npvae.train(self, x, **kwargs)``; returns the history."""
+        return self._trainer(self, x, **kwargs)
+
     def _prior_draws(self, n, rng):
         rng = self.rng if rng is None else checks.as_generator(rng, "rng")
         return rng.standard_normal((n, self.latent_dim), dtype=self.dtype)  # (n, Z)

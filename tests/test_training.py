@@ -423,3 +423,15 @@ def test_a_cvae_trains_through_the_same_loop_and_resumes_bit_exact(x, tmp_path):
         train(npvae.CVAE(D, 3, (16,), 2), x, epochs=1, verbose=False)
     with pytest.raises(TypeError, match="conditional model"):
         train(tiny(), x, y=y, epochs=1, verbose=False)
+
+
+def test_fit_is_train_for_both_models(x):
+    """model.fit(x, ...) and cvae.fit(x, y, ...) run npvae.train: the same history and weights."""
+    y = (np.arange(len(x)) % 3).astype(np.int64)
+    for make, args, kw in [(tiny, (), {}), (lambda: npvae.CVAE(D, 3, (16,), 2, seed=1), (y,),
+                                             {"y": y})]:
+        a, b = make(), make()
+        fitted = a.fit(x, *args, epochs=2, batch_size=50, verbose=False)
+        trained = train(b, x, epochs=2, batch_size=50, verbose=False, **kw)
+        assert without_timing(fitted) == without_timing(trained)
+        assert_same_params(a, b)

@@ -18,8 +18,10 @@ On a machine shared with other jobs, run it with OPENBLAS_NUM_THREADS=1 and read
 columns: two BLAS threads that must meet at every product stall whenever one is descheduled.
 
 The ratio epoch / matmul-only is the cost of everything else: elementwise work, Adam, the
-shuffle, train()'s checks, Python. The "bare loop" row times a plain loop of
-``loss_and_grads`` and ``Adam.step`` instead of ``npvae.train``. Rows report medians over the
+shuffle, train()'s checks, Python. Every row trains with the fused kernels (``fused=True``,
+npvae.train's default) except "textbook", the standard model with the textbook forms of the
+Bernoulli NLL and of Adam (``fused=False``): the two forms of the one switch. The "bare loop"
+row times a plain loop of ``loss_and_grads`` and ``Adam.step`` instead of ``npvae.train``. Rows report medians over the
 epochs; the epoch and its matmul-only twin alternate, so a busy machine slows both alike.
 Peak memory is the process's peak resident set size (``resource.getrusage(...).ru_maxrss``),
 which includes the data set held in memory.
@@ -37,15 +39,17 @@ import numpy as np
 
 import npvae
 from npvae import data
+from npvae.batching import minibatches
 
 N_EXAMPLES = 60_000
 D = 784
-ROWS = [  # label, hidden sizes, latent size, batch size, bare loop instead of npvae.train
-    ("standard", (400,), 20, 128, False),
-    ("bare loop", (400,), 20, 128, True),
-    ("batch 32", (400,), 20, 32, False),
-    ("batch 512", (400,), 20, 512, False),
-    ("deeper", (512, 256), 32, 128, False),
+ROWS = [  # label, hidden sizes, latent size, batch size, bare loop instead of train, fused
+    ("standard", (400,), 20, 128, False, True),
+    ("textbook", (400,), 20, 128, False, False),
+    ("bare loop", (400,), 20, 128, True, True),
+    ("batch 32", (400,), 20, 32, False, True),
+    ("batch 512", (400,), 20, 512, False, True),
+    ("deeper", (512, 256), 32, 128, False, True),
 ]
 
 
@@ -63,15 +67,13 @@ def load_data(n, rng):
 
 def batches(n, batch_size):
     """The sizes of an epoch's batches; the last one may be short."""
-    return [min(batch_size, n - start) for start in range(0, n, batch_size)]
+    return [len(range(n)[index]) for _, index in minibatches(n, batch_size)]
 
 
-def train_epoch(model, opt, x, batch_size, rng):
+def train_epoch(model, opt, x, batch_size, rng, fused=True, epoch=0):
     """One epoch of Adam on shuffled minibatches: the bare loop inside ``npvae.train``."""
-    order = rng.permutation(len(x))
-    for start in range(0, len(x), batch_size):
-        xb = x[order[start:start + batch_size]]  # (B, D)
-        _, grads, _ = model.loss_and_grads(xb, rng=rng)
+    for _, index in minibatches(len(x), batch_size, seed=0, epoch=epoch):
+        _, grads, _ = model.loss_and_grads(x[index], rng=rng, fused=fused)  # x[index] : (B, D)
         opt.step(grads)
 
 
@@ -134,13 +136,13 @@ def cpu_seconds():
     return r.ru_utime + r.ru_stime
 
 
-def time_epochs(model, x, batch_size, epochs, rng, bare):
+def time_epochs(model, x, batch_size, epochs, rng, bare, fused):
     """Wall and CPU seconds of each training epoch and of its matmul-only twin."""
-    opt = npvae.Adam(model.params, lr=1e-3)
+    opt = npvae.Adam(model.params, lr=1e-3, fused=fused)
     sizes = batches(len(x), batch_size)
     sequences = {B: matmul_sequence(model.config, B, rng) for B in set(sizes)}
     # Warm-up: Adam's moment arrays, BLAS buffers, the allocator's free lists.
-    train_epoch(model, opt, x[:20 * batch_size], batch_size, rng)
+    train_epoch(model, opt, x[:20 * batch_size], batch_size, rng, fused)
     matmul_epoch(sequences, sizes[:20])
 
     t = {"epoch": [], "matmul": [], "epoch cpu": [], "matmul cpu": []}
@@ -158,20 +160,20 @@ def time_epochs(model, x, batch_size, epochs, rng, bare):
     if bare:
         for epoch in range(epochs):
             t0 = time.perf_counter()
-            train_epoch(model, opt, x, batch_size, rng)
+            train_epoch(model, opt, x, batch_size, rng, fused, epoch)
             t["epoch"].append(time.perf_counter() - t0)
             matmul_hook(epoch, None, model)
     else:
         history = npvae.train(model, x, epochs=epochs, batch_size=batch_size, optimizer=opt,
-                              rng=rng, verbose=False, hooks=[matmul_hook])
+                              rng=rng, verbose=False, hooks=[matmul_hook], fused=fused)
         t["epoch"] = [r["seconds"] for r in history]
     return {key: statistics.median(values) for key, values in t.items()}, t
 
 
-def run_row(label, x, hidden, latent, batch_size, epochs, seed, bare=False):
+def run_row(label, x, hidden, latent, batch_size, epochs, seed, bare=False, fused=True):
     rng = np.random.default_rng(seed)
     model = npvae.VAE(D, hidden_dims=hidden, latent_dim=latent, dtype=np.float32, seed=seed)
-    med, all_times = time_epochs(model, x, batch_size, epochs, rng, bare)
+    med, all_times = time_epochs(model, x, batch_size, epochs, rng, bare, fused)
     for name, p in model.params.items():
         assert p.dtype == np.float32, f"{name} became {p.dtype}"
     arch = "-".join(str(d) for d in (D, *hidden, model.latent_dim))
@@ -207,8 +209,8 @@ def main(argv=None):
     print("peak MB = process peak resident set size so far (resource.getrusage ru_maxrss)\n")
     print(f"{'row':<10} {'model':<15} {'batch':>5} {'epoch':>8} {'matmul':>8} {'ratio':>6} "
           f"{'ep cpu':>8} {'mm cpu':>8} {'ratio':>6} {'ex/s':>9} {'peak MB':>7}")
-    for label, hidden, latent, batch_size, bare in ROWS:
-        run_row(label, x, hidden, latent, batch_size, epochs, args.seed, bare)
+    for label, hidden, latent, batch_size, bare, fused in ROWS:
+        run_row(label, x, hidden, latent, batch_size, epochs, args.seed, bare, fused)
     print(f"\nload average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 import npvae
 from npvae import data, plots
+from npvae.vae import DEFAULT_HIDDEN_DIMS, DEFAULT_LATENT_DIM
 
 
 @dataclasses.dataclass
@@ -28,7 +29,8 @@ class Data:
     source: str  # e.g. "fashion-mnist train (60,000) / test (10,000)"
 
 
-def parser(description, *, epochs, out, n_train=None, n_test=None, hidden=(400,), latent=20,
+def parser(description, *, epochs, out, n_train=None, n_test=None,
+           hidden=DEFAULT_HIDDEN_DIMS, latent=DEFAULT_LATENT_DIM,
            dataset="mnist"):
     """An ArgumentParser with the flags every demo takes, defaulting to the given values
     (``hidden=None`` leaves out --hidden)."""

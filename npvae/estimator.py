@@ -22,7 +22,7 @@ import numpy as np
 from .errors import NpvaeError
 from .evaluate import elbo
 from .training import train
-from .vae import VAE
+from .vae import DEFAULT_HIDDEN_DIMS, VAE
 
 
 class NotFittedError(NpvaeError, ValueError, AttributeError):
@@ -50,7 +50,7 @@ class VAEEstimator:
     n_features_in_ : int, D.
     """
 
-    def __init__(self, latent_dim=2, hidden_dims=(400,), likelihood="bernoulli",
+    def __init__(self, latent_dim=2, hidden_dims=DEFAULT_HIDDEN_DIMS, likelihood="bernoulli",
                  activation="relu", sigma=1.0, epochs=10, batch_size=128, lr=1e-3, beta=1.0,
                  warmup_epochs=0, free_bits=0.0, binarize=None, dtype=np.float32,
                  random_state=None, verbose=False):

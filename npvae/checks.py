@@ -41,15 +41,15 @@ def as_batch(x, input_dim, dtype, name="x", unit_interval=False):
 
 
 def as_eps(eps, batch_size, latent_dim, dtype):
-    """Return eps as a (B, Z) or (L, B, Z) array of ``dtype``, or raise a ValueError."""
+    """Return eps as a (B, Z) or (K, B, Z) array of ``dtype``, or raise a ValueError."""
     eps = np.asarray(eps)
     if eps.ndim not in (2, 3) or eps.shape[-2:] != (batch_size, latent_dim):
         raise ValueError(
             f"eps has shape {eps.shape}; expected (B, Z) = ({batch_size}, {latent_dim}) or "
-            f"(L, B, Z) = (L, {batch_size}, {latent_dim}) for L samples per example."
+            f"(K, B, Z) = (K, {batch_size}, {latent_dim}) for K samples per example."
         )
     if eps.ndim == 3 and eps.shape[0] == 0:
-        raise ValueError("eps has L = 0 samples; pass at least one sample per example.")
+        raise ValueError("eps has K = 0 samples; pass at least one sample per example.")
     eps = eps.astype(dtype, copy=False)
     if not np.isfinite(eps).all():
         raise ValueError("eps contains NaN or infinite values; draw it from a standard normal.")

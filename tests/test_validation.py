@@ -49,7 +49,7 @@ def test_data_of_another_float_dtype_is_cast_to_the_model_dtype(model):
 
 @pytest.mark.parametrize("eps_shape", [(3, 3), (2, 3), (4, 2, 2), (3,), (1, 1, 3, 2), (0, 3, 2)])
 def test_eps_of_the_wrong_shape_is_refused(model, eps_shape):
-    with pytest.raises(ValueError, match=r"eps has (shape|L = 0)"):
+    with pytest.raises(ValueError, match=r"eps has (shape|K = 0)"):
         model.loss_and_grads(X, eps=np.zeros(eps_shape, np.float32))
 
 

@@ -6,7 +6,6 @@ with ``load(args)``, and is run through ``run(main_fn, argv)``, which turns an `
 """
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -18,31 +17,30 @@ from npvae import data, plots
 from npvae.vae import DEFAULT_HIDDEN_DIMS, DEFAULT_LATENT_DIM
 
 
-@dataclasses.dataclass
-class Data:
-    """Float pixels in [0, 1], (N, 784), and uint8 labels (N,), for training and testing."""
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose --out default may name the data set: "figures/{dataset}"."""
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    source: str  # e.g. "fashion-mnist train (60,000) / test (10,000)"
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, rest = super().parse_known_args(args, namespace)
+        if isinstance(getattr(parsed, "out", None), str):
+            parsed.out = parsed.out.format(dataset=parsed.dataset)
+        return parsed, rest
 
 
 def parser(description, *, epochs, out, n_train=None, n_test=None,
            hidden=DEFAULT_HIDDEN_DIMS, latent=DEFAULT_LATENT_DIM,
            dataset="mnist"):
     """An ArgumentParser with the flags every demo takes, defaulting to the given values
-    (``hidden=None`` leaves out --hidden)."""
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    (``hidden=None`` leaves out --hidden; ``{dataset}`` in ``out`` becomes --dataset)."""
+    p = _Parser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", choices=data.DATASETS, default=dataset,
                    help="which data set to train on")
     p.add_argument("--data-dir", default=None,
                    help="folder holding the IDX files (None: $NPVAE_DATA_DIR, the user cache, "
                         "/usr/share/datasets, then a download)")
     p.add_argument("--epochs", type=int, default=epochs, help="training epochs")
-    p.add_argument("--out", default=out, help="folder for the PNGs (created if needed)")
+    p.add_argument("--out", default=out, help="folder for the PNGs (created if needed; "
+                                              "{dataset} stands for --dataset)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     p.add_argument("--n-train", type=int, default=n_train,
                    help="train on a random subset of this many examples (None: all)")
@@ -51,6 +49,9 @@ def parser(description, *, epochs, out, n_train=None, n_test=None,
     p.add_argument("--test-split-only", action="store_true",
                    help="use only the test split (for machines that have only the MNIST test "
                         "files): train on 8,000 of its images and test on the other 2,000")
+    p.add_argument("--no-fallback", action="store_true",
+                   help="if the MNIST training images can be neither found nor downloaded, "
+                        "stop with an error instead of using the test split bundled with npvae")
     if hidden is not None:
         p.add_argument("--hidden", type=int, nargs="*", default=list(hidden),
                        help="hidden layer sizes of the encoder (the decoder mirrors them)")
@@ -71,28 +72,22 @@ def _subset(x, y, n, rng):
 
 
 def load(args, rng):
-    """Load the train and test data that ``args`` ask for (see ``parser``)."""
-    if args.test_split_only:
-        x, y = data.load_dataset(args.dataset, "test", data_dir=args.data_dir)
-        order = rng.permutation(len(x))
-        n_test = max(1, len(x) // 5)  # 2,000 of 10,000
-        test, train = order[:n_test], order[n_test:]
-        x_train, y_train, x_test, y_test = x[train], y[train], x[test], y[test]
-        source = f"{args.dataset} test split only"
-    else:
-        try:
-            x_train, y_train = data.load_dataset(args.dataset, "train", data_dir=args.data_dir)
-        except npvae.DataError as err:
-            other = "fashion-mnist" if args.dataset == "mnist" else "mnist"
-            raise npvae.DataError(f"{err}\nOr run the demo on other data: --dataset {other}, "
-                                  f"or --test-split-only (train and test on the test split's "
-                                  f"files).") from err
-        x_test, y_test = data.load_dataset(args.dataset, "test", data_dir=args.data_dir)
-        source = f"{args.dataset}"
-    x_train, y_train = _subset(x_train, y_train, args.n_train, rng)
-    x_test, y_test = _subset(x_test, y_test, args.n_test, rng)
-    source += f": train {len(x_train):,} / test {len(x_test):,} examples"
-    return Data(x_train, y_train, x_test, y_test, source)
+    """Load the train and test data that ``args`` ask for (see ``parser``): a
+    ``npvae.data.RunData``. The rest of the demo's random choices are drawn from ``rng``."""
+    source = "test-split" if args.test_split_only else "files"
+    try:
+        d = data.load_run_data(args.dataset, args.data_dir, source,
+                               fallback=not args.no_fallback, seed=args.seed)
+    except npvae.DataError as err:
+        if args.test_split_only:
+            raise
+        other = "fashion-mnist" if args.dataset == "mnist" else "mnist"
+        raise npvae.DataError(f"{err}\nOr run the demo on other data: --dataset {other}, or "
+                              f"--test-split-only (train and test on the test split's "
+                              f"files).") from err
+    d.x_train, d.y_train = _subset(d.x_train, d.y_train, args.n_train, rng)
+    d.x_test, d.y_test = _subset(d.x_test, d.y_test, args.n_test, rng)
+    return d
 
 
 def hold_out(d, seed, n_val=5000):
@@ -134,11 +129,11 @@ def model_from_args(args, input_dim=784, cls=npvae.VAE, **overrides):
 
 
 def parse_and_load(parser, argv):
-    """Parse the flags and load the data: (args, a Generator seeded by --seed, Data)."""
+    """Parse the flags and load the data: (args, a Generator seeded by --seed, RunData)."""
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     d = load(args, rng)
-    print(f"data: {d.source}")
+    print(f"data: {d.description}")
     return args, rng, d
 
 
@@ -149,7 +144,7 @@ def start(parser, argv):
     -------
     args : the parsed flags.
     rng : Generator seeded by --seed, for all the training randomness.
-    d : Data, the images and labels as loaded.
+    d : npvae.data.RunData, the images and labels as loaded.
     (x_train, x_val, x_test) : as ``split`` makes them, binarized as the demo's --binarize
         flag says ("dynamic" if it has none; "none" for grey pixels).
     """

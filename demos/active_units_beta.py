@@ -31,7 +31,7 @@ from npvae import train
 
 def build_parser():
     p = _common.parser(__doc__.splitlines()[0], epochs=3, n_train=20000, latent=20,
-                       hidden=(200,), out="figures/active_units_beta")
+                       hidden=(200,), out="figures/active_units_beta/{dataset}")
     p.set_defaults(batch_size=64, lr=2e-3)  # more, quicker steps: units switch off step by step
     p.add_argument("--betas", type=float, nargs="+", default=[1, 2, 4, 8, 16],
                    help="the KL weights to train with")
@@ -89,7 +89,7 @@ def main(argv=None):
                      f"{' '.join(map(str, args.betas))} --free-bits {args.free_bits}.")
     rng = np.random.default_rng(args.seed)
     d = _common.load(args, rng)
-    print(f"data: {d.source}")
+    print(f"data: {d.description}")
     x_train, _, x_test = _common.split(d, args.seed)
     floors = [0.0] + ([args.free_bits] if args.free_bits else [])
     series = {("plain KL" if fb == 0 else f"free bits, λ = {fb:g} nats"):

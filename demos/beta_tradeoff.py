@@ -22,7 +22,7 @@ from npvae import evaluate, plots
 
 def build_parser():
     p = _common.parser(__doc__.splitlines()[0], epochs=5, n_train=20000,
-                       out="figures/beta_tradeoff")
+                       out="figures/beta_tradeoff/{dataset}")
     p.add_argument("--betas", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
                    help="the KL weights to train with")
     return p

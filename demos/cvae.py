@@ -30,7 +30,8 @@ from npvae.cvae import CVAE
 
 
 def build_parser():
-    return _common.parser(__doc__.splitlines()[0], epochs=5, latent=2, out="figures/cvae")
+    return _common.parser(__doc__.splitlines()[0], epochs=5, latent=2,
+                          out="figures/cvae/{dataset}")
 
 
 def class_rows(model, names, ncols, rng, context):

@@ -25,7 +25,8 @@ from npvae import plots
 
 
 def build_parser():
-    p = _common.parser(__doc__.splitlines()[0], epochs=10, out="figures/interpolate")
+    p = _common.parser(__doc__.splitlines()[0], epochs=10,
+                       out="figures/interpolate/{dataset}")
     p.add_argument("--pairs", type=int, default=4, help="pairs of test images")
     p.add_argument("--steps", type=int, default=10, help="decoded points along each path")
     return p

@@ -34,7 +34,8 @@ from npvae import train
 
 
 def build_parser():
-    p = _common.parser(__doc__.splitlines()[0], epochs=10, latent=50, out="figures/iwae_vs_vae")
+    p = _common.parser(__doc__.splitlines()[0], epochs=10, latent=50,
+                       out="figures/iwae_vs_vae/{dataset}")
     p.add_argument("--k", type=int, default=5, help="importance samples K of the IWAE")
     p.add_argument("--k-eval", type=int, default=500,
                    help="importance samples of the test log-likelihood estimate")

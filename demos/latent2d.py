@@ -21,7 +21,8 @@ from npvae import evaluate, plots
 
 
 def build_parser():
-    return _common.parser(__doc__.splitlines()[0], epochs=10, out="figures/latent2d", latent=2)
+    return _common.parser(__doc__.splitlines()[0], epochs=10, latent=2,
+                          out="figures/latent2d/{dataset}")
 
 
 def main(argv=None):

@@ -55,7 +55,7 @@ class KLOnly(VAE):
 
 def build_parser():
     return _common.parser(__doc__.splitlines()[0], epochs=5, n_train=20000, latent=2,
-                          out="figures/latent_spaces")
+                          out="figures/latent_spaces/{dataset}")
 
 
 def main(argv=None):

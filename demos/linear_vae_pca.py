@@ -47,7 +47,8 @@ DEFAULTS = {
 
 
 def build_parser():
-    p = _common.parser(__doc__.splitlines()[0], epochs=None, out="figures/linear_vae_pca",
+    p = _common.parser(__doc__.splitlines()[0], epochs=None,
+                       out="figures/linear_vae_pca/{dataset}",
                        hidden=None, latent=None)
     p.set_defaults(batch_size=None, lr=None)
     p.add_argument("--source", choices=["synthetic", "images"], default="synthetic",
@@ -68,7 +69,7 @@ def load(args, rng):
         return X[: args.n], X[args.n:], (f"synthetic: D = {args.dim}, rank {args.latent}, "
                                           f"noise σ = {args.noise:g}")
     d = _common.load(args, rng)
-    return d.x_train.astype(np.float64), d.x_test.astype(np.float64), d.source
+    return d.x_train.astype(np.float64), d.x_test.astype(np.float64), d.description
 
 
 def main(argv=None):

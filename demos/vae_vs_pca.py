@@ -32,7 +32,7 @@ from npvae.ppca import fit_ppca
 
 def build_parser():
     return _common.parser(__doc__.splitlines()[0], epochs=10, latent=2,
-                          out="figures/vae_vs_pca")
+                          out="figures/vae_vs_pca/{dataset}")
 
 
 def pca(x_train, n_components):

@@ -33,13 +33,17 @@ TRAIN_EXAMPLES = """examples:
   npvae train --dataset mnist --hidden 512 256 --latent-dim 2 --out runs/mnist-2d
   npvae train --hidden 0 --likelihood gaussian --binarize none --out runs/linear
   npvae train --conditional --latent-dim 2 --out runs/cvae   a CVAE p(x|z, y) on the labels
+  npvae train --data my_images.npz --out runs/mine   your own data: x (N, D) or (N, H, W) in [0, 1]
   npvae train --resume runs/fashion               after Ctrl-C: continue, bit for bit
   npvae train --resume runs/fashion --epochs 30   train a finished run for longer
 
 The run folder (--out) receives checkpoint.npz (after every epoch, and on Ctrl-C),
 history.json (one record per epoch) and summary.json (the test numbers, also printed).
 Data: the train split, minus --val examples held out for validation; the test split for the
-summary. --hidden 0 (or --hidden with no sizes) gives a linear VAE.
+summary. Without the MNIST training images (offline, say), MNIST falls back to the test split
+bundled with npvae, 8,000 images to train on and 2,000 to test on, and says so (--no-fallback
+makes that an error). --data FILE trains on your own .npy, or .npz with x (and optionally y),
+holding out a fifth for testing. --hidden 0 (or --hidden with no sizes) gives a linear VAE.
 """
 
 # The settings of a training run, with their defaults. They are stored in the checkpoint, so
@@ -48,12 +52,16 @@ TRAIN_DEFAULTS = {
     "dataset": "mnist", "epochs": 10, "batch_size": 128, "lr": 1e-3,
     "latent_dim": DEFAULT_LATENT_DIM, "hidden": list(DEFAULT_HIDDEN_DIMS),
     "likelihood": "bernoulli", "activation": "relu", "binarize": None, "beta": 1.0,
-    "warmup": 0.0, "objective": "elbo", "k": 1, "free_bits": 0.0, "seed": 0, "val": 5000,
-    "conditional": False, "textbook": False,
+    "warmup": 0.0, "objective": "elbo", "k": 1, "free_bits": 0.0, "seed": 0, "val": None,
+    "conditional": False, "textbook": False, "source": None,
 }
+# "val": None is min(5,000, a tenth of the training examples); "source": None is "files" (the
+# data set's IDX files) or, when MNIST's training images are missing, "bundled" (see
+# npvae.data.load_run_data); --data sets a file's path. Both are saved as they were resolved.
+DEFAULT_VAL = 5000
 CHANGEABLE_ON_RESUME = ("epochs",)
-# Settings added after the first release: a run saved without them had their defaults.
-ADDED_SETTINGS = ("conditional", "textbook")
+# Settings added after the first release, and what a run saved without them had.
+ADDED_SETTINGS = {"conditional": False, "textbook": False, "source": "files"}
 TEST_BINARIZE_SEED = 0  # the test set is binarized once, the same way for every run
 
 
@@ -111,7 +119,7 @@ def _train_settings(args):
     _, meta = checkpoint.load_with_metadata(resume)
     saved = meta.get("args")
     if isinstance(saved, dict):
-        saved = {**{key: TRAIN_DEFAULTS[key] for key in ADDED_SETTINGS}, **saved}
+        saved = {**ADDED_SETTINGS, **saved}
     if not isinstance(saved, dict) or saved.keys() != TRAIN_DEFAULTS.keys():
         raise UsageError(f"{meta['path']} was not written by npvae train, so its data and "
                          f"settings are unknown; resume it from Python with "
@@ -123,7 +131,14 @@ def _train_settings(args):
         raise UsageError(f"--resume continues a run with its saved settings, but "
                          f"{', '.join(changed)} differ; drop those flags, or start a new run "
                          f"with another --out.")
-    return {**saved, **given}, meta
+    settings = {**saved, **given}
+    done = len(meta.get("history") or [])
+    if settings["epochs"] <= done:
+        raise UsageError(f"{meta['path']} has trained {done} epochs, and --epochs "
+                         f"{settings['epochs']} leaves nothing to do: --epochs is the total, so "
+                         f"pass more than {done} to train longer (or npvae evaluate "
+                         f"{resume.parent} to evaluate it).")
+    return settings, meta
 
 
 def _show(value):
@@ -141,39 +156,51 @@ def _hidden_sizes(sizes):
 
 
 def _out_dir(args, settings):
-    """The run folder, created and checked to be writable before any work is done."""
+    """The run folder (not yet made: ``runs.folder_lock`` makes it and holds it)."""
     from . import checkpoint
 
     if args.resume is not None:
-        out = checkpoint.resolve(args.resume).parent
-    else:
-        out = Path(args.out or Path("runs") / settings["dataset"])
+        return checkpoint.resolve(args.resume).parent
+    return Path(args.out or Path("runs") / settings["dataset"])
+
+
+def _check_out_dir(args, out):
+    """Refuse to start a new run over an old one unless --overwrite; made and locked already."""
+    from . import checkpoint
+
     if args.resume is None and (out / checkpoint.FILENAME).exists() and not args.overwrite:
         raise UsageError(f"{out} already holds a run (checkpoint.npz); continue it with "
                          f"--resume {out}, choose another --out, or pass --overwrite.")
-    probe = out / ".npvae-write-test"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"cannot write to the output folder {out} "
-                         f"({exc.strerror or exc}); choose another --out.") from exc
-    return out
 
 
-def _training_data(settings, data_dir):
-    """(x_train, y_train, x_val, y_val) as ``train`` gets them, from the seeded split of the
-    train split; x_val and y_val are None with --val 0."""
+def _run_data(settings, data_dir, fallback):
+    """The run's data (``npvae.data.RunData``) as its settings describe it; resolves
+    settings["source"] (the fallback to the bundled MNIST split, say) so that it is saved."""
     from . import data
 
-    x, y = data.load_dataset(settings["dataset"], "train", data_dir=data_dir)
+    run = data.load_run_data(settings["dataset"], data_dir, settings["source"] or "files",
+                             fallback=fallback, seed=settings["seed"])
+    settings["source"] = run.source
+    return run
+
+
+def _training_data(settings, run):
+    """(x_train, y_train, x_val, y_val) as ``train`` gets them, from the seeded split of the
+    run's training examples; x_val and y_val are None with --val 0. Resolves settings["val"]."""
+    from . import data
+
+    x, y = run.x_train, run.y_train
+    if settings["val"] is None:
+        settings["val"] = min(DEFAULT_VAL, len(x) // 10)
     if settings["val"] >= len(x):
         raise UsageError(f"--val {settings['val']} leaves no training examples: the "
-                         f"{settings['dataset']} train split has {len(x)}; pass a smaller --val.")
+                         f"{run.origin} data has {len(x)}; pass a smaller --val.")
     split_seed, binarize_seed = np.random.SeedSequence([settings["seed"], 1]).spawn(2)
-    x_train, y_train, x_val, y_val = data.train_val_split(x, y, settings["val"],
-                                                          np.random.default_rng(split_seed))
+    x_train, y_train, x_val, y_val = data.train_val_split(
+        x, np.zeros(len(x)) if y is None else y, settings["val"],
+        np.random.default_rng(split_seed))
+    if y is None:
+        y_train = y_val = None
     if settings["binarize"] == "static":
         rng = np.random.default_rng(binarize_seed)
         x_train, x_val = data.binarize(x_train, rng), data.binarize(x_val, rng)
@@ -182,13 +209,12 @@ def _training_data(settings, data_dir):
     return x_train, y_train, x_val, y_val
 
 
-def _test_data(dataset, binarize, data_dir, n=None):
-    """The first ``n`` test images (all if None) and their labels, the images binarized once
-    with a fixed seed unless the run used no binarization."""
+def _test_data(x, y, binarize, n=None):
+    """The first ``n`` test examples (all if None) and their labels, the examples binarized
+    once with a fixed seed unless the run used no binarization."""
     from . import data
 
-    x, y = data.load_dataset(dataset, "test", data_dir=data_dir)
-    x, y = x[:n], y[:n]
+    x, y = x[:n], None if y is None else y[:n]
     if binarize not in (None, "none"):
         x = data.binarize(x, np.random.default_rng(TEST_BINARIZE_SEED))
     return x, y
@@ -199,34 +225,51 @@ def _labels_if(model, y):
     return y if model.conditional else None
 
 
-def _new_model(settings, input_dim):
-    """The VAE (or, with --conditional, the CVAE) the settings describe, seeded by --seed."""
+def _new_model(settings, run):
+    """The VAE (or, with --conditional, the CVAE on the run's labels) the settings describe,
+    seeded by --seed."""
     from .cvae import CVAE
     from .data import N_CLASSES
     from .vae import VAE
 
+    input_dim = run.x_train.shape[1]
     shape = (settings["hidden"], settings["latent_dim"], settings["likelihood"],
              settings["activation"])
     seed = np.random.default_rng(np.random.SeedSequence([settings["seed"], 0]))
-    if settings["conditional"]:
-        return CVAE(input_dim, N_CLASSES, *shape, seed=seed)
-    return VAE(input_dim, *shape, seed=seed)
+    if not settings["conditional"]:
+        return VAE(input_dim, *shape, seed=seed)
+    if run.y_train is None:
+        raise UsageError(f"--conditional trains on labels, but {run.origin} has none; save "
+                         f"them beside x, np.savez(path, x=x, y=labels).")
+    n_classes = N_CLASSES if run.source in ("files", "test-split", "bundled") else max(
+        2, int(run.y_train.max()) + 1, int(run.y_test.max()) + 1)
+    return CVAE(input_dim, n_classes, *shape, seed=seed)
 
 
 def cmd_train(args):
-    from . import checkpoint, evaluate
-    from .training import train
+    from . import runs
 
     settings, meta = _train_settings(args)
     out = _out_dir(args, settings)
+    with runs.folder_lock(out):  # a second run into the same folder is refused
+        _check_out_dir(args, out)
+        return _train_in(out, args, settings, meta)
+
+
+def _train_in(out, args, settings, meta):
+    """npvae train's work, in the locked run folder ``out``: train, evaluate, summarise."""
+    from . import checkpoint, evaluate
+    from .training import train
+
     data_dir = args.data_dir or meta.get("data_dir")
-    x_train, y_train, x_val, y_val = _training_data(settings, data_dir)
-    model = _new_model(settings, x_train.shape[1])
+    run = _run_data(settings, data_dir, fallback=not args.no_fallback)
+    x_train, y_train, x_val, y_val = _training_data(settings, run)
+    model = _new_model(settings, run)
     verbose = not args.quiet
     if verbose:
         dims = "-".join(map(str, [model.input_dim, *settings["hidden"], model.latent_dim]))
         kind = "CVAE on the labels, " if model.conditional else ""
-        print(f"{settings['dataset']}: {len(x_train)} training, "
+        print(f"{run.origin}: {len(x_train)} training, "
               f"{0 if x_val is None else len(x_val)} validation examples; {kind}model {dims}, "
               f"{settings['likelihood']}; run folder {out}", flush=True)
     history = train(
@@ -238,9 +281,10 @@ def cmd_train(args):
         objective=settings["objective"], k=settings["k"], free_bits=settings["free_bits"],
         resume=meta["path"] if args.resume else None, out_dir=out, verbose=verbose,
         val_seed=settings["seed"], fused=not settings["textbook"],
-        extra={"dataset": settings["dataset"], "data_dir": data_dir, "args": settings})
+        extra={"dataset": settings["dataset"], "data_dir": data_dir, "args": settings,
+               "source": settings["source"], "seed": settings["seed"], "origin": run.origin})
 
-    x_test, y_test = _test_data(settings["dataset"], settings["binarize"], data_dir)
+    x_test, y_test = _test_data(run.x_test, run.y_test, settings["binarize"])
     rng = np.random.default_rng(0)  # the evaluation noise, as npvae evaluate's default seed
     y_test = _labels_if(model, y_test)
     if args.eval_k:
@@ -284,6 +328,22 @@ def _load(path):
     return checkpoint.load_with_metadata(path)
 
 
+def _run_test_data(args, meta):
+    """The test examples of the run a checkpoint comes from (its held-out fifth, for a run on
+    a single split), or of --dataset when it names another data set: (origin, (x, y)), origin
+    naming the data in words."""
+    from . import data
+
+    run = meta.get("args") or {}
+    dataset = args.dataset or meta.get("dataset") or "mnist"
+    source = meta.get("source") or run.get("source") or "files"
+    if args.dataset not in (None, meta.get("dataset")):
+        source = "files"
+    origin = meta.get("origin", dataset) if source != "files" else dataset
+    return origin, data.load_test_data(dataset, args.data_dir or meta.get("data_dir"), source,
+                                       seed=meta.get("seed", run.get("seed", 0)))
+
+
 def cmd_evaluate(args):
     from . import evaluate
 
@@ -291,7 +351,8 @@ def cmd_evaluate(args):
     run = meta.get("args") or {}
     dataset = args.dataset or meta.get("dataset") or "mnist"
     binarize = run.get("binarize", "none") if args.binarize is None else args.binarize
-    x, y = _test_data(dataset, binarize, args.data_dir or meta.get("data_dir"), args.n)
+    origin, (x, y) = _run_test_data(args, meta)
+    x, y = _test_data(x, y, binarize, args.n)
     result = evaluate.evaluate(model, x, k=args.k, rng=np.random.default_rng(args.seed),
                                batch_size=args.batch_size, y=_labels_if(model, y))
     c = model.config
@@ -301,7 +362,7 @@ def cmd_evaluate(args):
     rows = [
         ("checkpoint", f"{meta['path']} ({'CVAE, ' if model.conditional else ''}{dims}, "
                        f"{c.likelihood}, {c.activation}; {epochs} epochs)"),
-        ("data", f"{dataset} test, {result['n']} examples"
+        ("data", f"{origin} test, {result['n']} examples"
                  + ("" if binarize in (None, "none") else ", binarized")),
         ("ELBO", f"{result['elbo']:.2f} nats  (recon {result['recon']:.2f}, "
                  f"KL {result['kl']:.2f})"),
@@ -416,9 +477,16 @@ def build_parser():
     g.add_argument("--data-dir", metavar="DIR",
                    help="folder holding the IDX files (default: $NPVAE_DATA_DIR, the user "
                         "cache, /usr/share/datasets, else download)")
+    g.add_argument("--data", dest="source", metavar="FILE",
+                   help="train on your own data instead: an .npy of x, or an .npz with x (and "
+                        "optionally y labels); x is (N, D) or (N, H, W) floats in [0, 1]; a "
+                        "fifth is held out for testing")
+    g.add_argument("--no-fallback", action="store_true",
+                   help="if the MNIST training images can be neither found nor downloaded, "
+                        "stop with an error instead of using the test split bundled with npvae")
     g.add_argument("--val", type=nonnegative_int, metavar="N",
-                   help=f"training examples held out for validation, 0 for none "
-                        f"(default: {d['val']})")
+                   help=f"training examples held out for validation, 0 for none (default: "
+                        f"{DEFAULT_VAL}, or a tenth of the training examples if fewer)")
     g.add_argument("--binarize", choices=["dynamic", "static", "none"],
                    help="binary pixels drawn afresh each epoch, once, or not at all (default: "
                         "dynamic for a bernoulli likelihood, else none)")

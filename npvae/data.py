@@ -11,6 +11,9 @@ Files are looked for, in order, in:
 3. the user cache, ``~/.cache/npvae/<name>`` (``$XDG_CACHE_HOME`` is respected),
 4. the system folder ``/usr/share/datasets/<name>`` (Debian's ``dataset-fashion-mnist``).
 
+A folder named by the user (1 or 2) that holds the files, but an unusable copy of one (a broken
+link, a folder in a file's place), is an error: the search never moves on to another copy.
+
 For 1 and 2 both ``<dir>/<name>/`` and ``<dir>/`` itself are searched. MNIST and Fashion-MNIST
 use the same file names, so one data folder can serve both through per-dataset subfolders.
 Only if no folder holds the files are they downloaded, into ``<data_dir>/<name>`` if a data
@@ -18,9 +21,17 @@ folder was given and into the user cache otherwise. Downloads are verified again
 checksums of the canonical files; local files are checked by structure only (Debian
 re-compressed its copy, so its ``.gz`` checksums differ).
 
+A whole run's data (``load_run_data``) comes from one of four sources: the data set's train
+and test files; its test files alone, a fifth held out for testing (``--test-split-only``); the
+MNIST test split bundled inside npvae (``load_bundled``), split the same way, which is what
+MNIST falls back to when its training images can be neither found nor downloaded; or a user's
+own ``.npy``/``.npz`` file (``load_array_file``), split the same way.
+
 Shapes: N examples, D = 28 * 28 = 784 pixels.
 """
 
+import contextlib
+import dataclasses
 import gzip
 import hashlib
 import http.client
@@ -46,6 +57,11 @@ __all__ = [
     "train_val_split",
     "search_dirs",
     "cache_dir",
+    "load_bundled",
+    "load_array_file",
+    "load_run_data",
+    "load_test_data",
+    "hold_out_test",
 ]
 
 DATASETS = ("mnist", "fashion-mnist")
@@ -154,6 +170,9 @@ def _parse_idx(data, path):
         raise DataError(f"{path}: IDX header cut short ({len(data)} bytes). {_REFETCH}")
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     expected, actual = math.prod(dims), len(data) - header_size
+    if expected == 0:
+        raise DataError(f"{path}: the IDX header gives shape {dims}, which holds no examples. "
+                        f"{_REFETCH}")
     if actual != expected:
         raise DataError(
             f"{path}: wrong size; the header gives shape {dims}, i.e. {expected} bytes of data, "
@@ -195,35 +214,61 @@ def _file_names(name, split):
     return [f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"]
 
 
-def _locate(folder, filename):
-    """``folder/filename`` or its un-gzipped twin, whichever exists, else None."""
+def _locate(folder, filename, strict=False):
+    """``folder/filename`` or its un-gzipped twin, whichever is a file, else None.
+
+    strict : for a folder the user named, a path that exists but is no readable file (a
+        broken link, a link loop, a folder) is a DataError, not a reason to look elsewhere.
+    """
     for path in (folder / filename, folder / filename.removesuffix(".gz")):
         if path.is_file():
             return path
+        if strict and os.path.lexists(path):
+            raise DataError(f"{path} is not a readable file (a broken link, a link loop or a "
+                            f"folder), in a folder you named; fix or remove it. npvae does not "
+                            f"fall back to another copy, so that the train and test files come "
+                            f"from the same place.")
     return None
 
 
-def _find(folders, filenames):
-    """Paths of all ``filenames`` in the first folder that holds them all, else None."""
+def _find(folders, filenames, strict=()):
+    """Paths of all ``filenames`` in the first folder that holds them all, else None.
+    Folders in ``strict`` are the user's: an unusable file there is an error (``_locate``)."""
     for folder in folders:
-        paths = [_locate(folder, f) for f in filenames]
+        paths = [_locate(folder, f, folder in strict) for f in filenames]
         if all(paths):
             return paths
     return None
+
+
+def _user_dirs(name, data_dir=None):
+    """The folders the user named (``data_dir``, ``$NPVAE_DATA_DIR``), as ``search_dirs``
+    lists them."""
+    return [d for d in search_dirs(name, data_dir)
+            if d != cache_dir(name) and d.parent not in SYSTEM_DATA_DIRS]
 
 
 # --- downloading ---------------------------------------------------------------------------
 
 
 def _download_all(name, filenames, folder):
-    """Download the files missing from ``folder``; return the paths of all of them."""
+    """Download the files missing from ``folder``; return the paths of all of them.
+    A folder made for the download is removed again if the download fails."""
+    made = [d for d in (folder, *folder.parents) if not d.exists()]  # deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"cannot create the folder {folder}: {exc}") from exc
-    for filename in filenames:
-        if _locate(folder, filename) is None:
-            _download_file(MIRRORS.get(name, []), filename, CHECKSUMS[name][filename], folder)
+    try:
+        for filename in filenames:
+            if _locate(folder, filename) is None:
+                _download_file(MIRRORS.get(name, []), filename, CHECKSUMS[name][filename],
+                               folder)
+    except BaseException:
+        for d in made:  # only empty folders are removed: a file downloaded before stays
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
     return [_locate(folder, f) for f in filenames]
 
 
@@ -257,16 +302,20 @@ def _fetch_verified(url, dest, checksums):
                     out.write(chunk)
                     for h in hashes.values():
                         h.update(chunk)
-        for algo, h in hashes.items():
-            if h.hexdigest() != checksums[algo]:
-                raise DataError(
-                    f"{algo} checksum mismatch (got {h.hexdigest()}, expected {checksums[algo]}); "
-                    "the download is corrupt or the mirror serves a different file"
-                )
+        _check_digests(hashes, checksums, "the download is corrupt or the mirror serves a "
+                                          "different file")
         os.replace(tmp, dest)
     except BaseException:  # also on Ctrl-C
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _check_digests(hashes, checksums, cause):
+    """Raise a DataError if any hash object in ``hashes`` differs from ``checksums``."""
+    for algo, h in hashes.items():
+        if h.hexdigest() != checksums[algo]:
+            raise DataError(f"{algo} checksum mismatch (got {h.hexdigest()}, expected "
+                            f"{checksums[algo]}); {cause}")
 
 
 def _how_to_fix(name, split, filenames, folders, target):
@@ -304,7 +353,7 @@ def load(name, split, data_dir=None, download=True):
     """
     filenames = _file_names(name, split)
     folders = search_dirs(name, data_dir)
-    paths = _find(folders, filenames)
+    paths = _find(folders, filenames, strict=_user_dirs(name, data_dir))
     if paths is None:
         target = Path(data_dir).expanduser() / name if data_dir else cache_dir(name)
         help_text = _how_to_fix(name, split, filenames, folders, target)
@@ -348,6 +397,182 @@ def load_dataset(name, split, data_dir=None, download=True, dtype=np.float32):
     """
     images, labels = load(name, split, data_dir=data_dir, download=download)
     return to_float(images, dtype=dtype), labels
+
+
+# --- the bundled MNIST test split, and a user's own arrays -----------------------------------
+
+# MNIST's test split (10,000 images; LeCun, Cortes and Burges, CC BY-SA 3.0) ships inside npvae,
+# the canonical files byte for byte, so that the main job runs without a network.
+BUNDLED_DIR = Path(__file__).resolve().parent / "datasets" / "mnist"
+TEST_FRACTION = 5  # the protocol of training on one split: a fifth of it is held out for testing
+MIN_EXAMPLES = 10  # a user's file must hold enough to split off a test set
+
+
+def load_bundled():
+    """MNIST's test split as bundled with npvae: (N, 28, 28) uint8 images, (N,) uint8 labels.
+
+    Both files are checked against the canonical SHA-256 at every load."""
+    paths = []
+    for filename in _file_names("mnist", "test"):
+        path = BUNDLED_DIR / filename
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise DataError(f"the MNIST file bundled with npvae, {path}, cannot be read "
+                            f"({exc.strerror or exc}); reinstall npvae.") from exc
+        sha256 = CHECKSUMS["mnist"][filename]["sha256"]
+        _check_digests({"sha256": hashlib.sha256(content)}, {"sha256": sha256},
+                       f"the MNIST file bundled with npvae, {path}, is damaged; reinstall npvae")
+        paths.append(path)
+    return _read_pair(*paths)
+
+
+def hold_out_test(x, y, rng):
+    """Split one set of examples into train and test: a fifth, at random, is held out.
+
+    x : (N, ...) array, y : (N,) array or None, rng : Generator (its permutation decides).
+    Returns x_train, y_train, x_test, y_test (N - N//5 and N//5 examples; y parts None
+    without y). For MNIST's 10,000 test images: 8,000 to train on, 2,000 to test on.
+    """
+    order = rng.permutation(len(x))  # (N,)
+    n_test = max(1, len(x) // TEST_FRACTION)
+    test, train = order[:n_test], order[n_test:]
+    return x[train], None if y is None else y[train], x[test], None if y is None else y[test]
+
+
+def load_array_file(path, dtype=np.float32):
+    """A user's own data: x (N, D) of ``dtype`` in [0, 1] and labels y (N,) int64 or None.
+
+    path : an ``.npy`` file holding x, or an ``.npz`` holding ``x`` and optionally ``y``.
+    x is (N, D), or (N, H, W) images, which are flattened to (N, H·W); its values must be
+    floats in [0, 1] (divide 8-bit pixels by 255 first). Read without pickle.
+    """
+    path = Path(path)
+    try:
+        loaded = np.load(path, allow_pickle=False)  # an array (.npy) or an NpzFile (.npz)
+        if isinstance(loaded, np.ndarray):
+            x, y = loaded, None
+        else:
+            with loaded:
+                x, y = _npz_arrays(loaded, path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found.") from None
+    except (OSError, ValueError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path} is not a readable .npy or .npz of plain arrays ({exc}); save "
+                        f"it with np.save(path, x) or np.savez(path, x=x, y=y).") from exc
+    return _checked_x(x, path, dtype), _checked_y(y, len(x), path)
+
+
+def _npz_arrays(npz, path):
+    """(x, y or None) of an .npz file, or a DataError naming the keys it holds."""
+    if "x" not in npz.files:
+        raise DataError(f"{path} holds the arrays {', '.join(npz.files) or '(none)'}, but not "
+                        f"'x'; save it with np.savez(path, x=x) (and y=labels, optionally).")
+    return npz["x"], (npz["y"] if "y" in npz.files else None)
+
+
+def _checked_x(x, path, dtype):
+    """x as (N, D) of ``dtype``, or a DataError saying what is wrong and how to fix it."""
+    if not np.issubdtype(x.dtype, np.floating):
+        raise DataError(f"{path}: x has dtype {x.dtype}; npvae needs floats in [0, 1]. For "
+                        f"8-bit pixels save x.astype(np.float32) / 255.")
+    if x.ndim not in (2, 3) or 0 in x.shape[1:]:
+        raise DataError(f"{path}: x has shape {x.shape}; expected (N, D) vectors or (N, H, W) "
+                        f"images.")
+    if len(x) < MIN_EXAMPLES:
+        raise DataError(f"{path}: x holds {len(x)} examples; npvae needs at least "
+                        f"{MIN_EXAMPLES}, a fifth of which it holds out for testing.")
+    x = x.reshape(len(x), -1).astype(dtype, copy=False)  # (N, D)
+    if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+        bad = "NaN or infinite values" if not np.isfinite(x).all() else \
+            f"values in [{x.min():g}, {x.max():g}]"
+        raise DataError(f"{path}: x has {bad}; npvae needs values in [0, 1] (scale the data, "
+                        f"e.g. (x - x.min()) / (x.max() - x.min())).")
+    return x
+
+
+def _checked_y(y, n, path):
+    """Labels as (N,) int64 in [0, C), or None; a DataError if they do not fit x."""
+    if y is None:
+        return None
+    if not np.issubdtype(y.dtype, np.integer) or y.shape != (n,) or (n and y.min() < 0):
+        raise DataError(f"{path}: y must be {n} integer labels ≥ 0, one per example of x (shape "
+                        f"({n},)); it has dtype {y.dtype} and shape {y.shape}.")
+    return y.astype(np.int64)
+
+
+@dataclasses.dataclass
+class RunData:
+    """The data of a run: float pixels in [0, 1] and labels, for training and testing.
+
+    source : "files" (the data set's train and test files), "test-split" (its test files
+        alone, a fifth held out), "bundled" (the MNIST test split inside npvae, likewise) or
+        the path of a user's file (likewise).
+    """
+
+    x_train: np.ndarray  # (N, D)
+    y_train: object  # (N,) labels, or None
+    x_test: np.ndarray  # (M, D)
+    y_test: object  # (M,) labels, or None
+    source: str
+    origin: str  # where the examples come from, in words, e.g. "mnist test split only"
+
+    @property
+    def description(self):
+        """e.g. "mnist: train 60,000 / test 10,000 examples"."""
+        return f"{self.origin}: train {len(self.x_train):,} / test {len(self.x_test):,} examples"
+
+
+FALLBACK_NOTICE = (
+    "npvae: the MNIST training images are not on this machine and could not be downloaded, "
+    "so this run uses the MNIST test split that comes with npvae: {n_train:,} images to train "
+    "on, {n_test:,} held out for testing (published MNIST numbers train on 60,000). For the "
+    "full set, run once with internet access, or put the four MNIST files in a folder and "
+    "pass --data-dir DIR. --no-fallback turns this fallback into an error.")
+
+
+def load_run_data(name="mnist", data_dir=None, source="files", fallback=True, seed=0,
+                  dtype=np.float32):
+    """The data of a training run (see ``RunData``), the same every time for the same arguments.
+
+    source : "files", "test-split", "bundled", or the path of an .npy/.npz file.
+    fallback : with source "files" and name "mnist", if the training files can be neither
+        found nor downloaded, use the bundled test split instead and print FALLBACK_NOTICE to
+        stderr; the returned source then says "bundled". False re-raises the DataError.
+    seed : seeds the hold-out of a single-split source (``hold_out_test``).
+    """
+    if source == "files":
+        try:
+            x_train, y_train = load_dataset(name, "train", data_dir=data_dir, dtype=dtype)
+            x_test, y_test = load_dataset(name, "test", data_dir=data_dir, dtype=dtype)
+            return RunData(x_train, y_train, x_test, y_test, "files", name)
+        except DataError:
+            if not (fallback and name == "mnist"):
+                raise
+        data = load_run_data(name, data_dir, "bundled", seed=seed, dtype=dtype)
+        print(FALLBACK_NOTICE.format(n_train=len(data.x_train), n_test=len(data.x_test)),
+              file=sys.stderr, flush=True)
+        return data
+    if source == "test-split":
+        x, y = load_dataset(name, "test", data_dir=data_dir, dtype=dtype)
+        what = f"{name} test split only"
+    elif source == "bundled":
+        images, y = load_bundled()
+        x, what = to_float(images, dtype), "mnist test split bundled with npvae"
+    else:
+        x, y = load_array_file(source, dtype)
+        what = f"{source}"
+    x_train, y_train, x_test, y_test = hold_out_test(x, y, np.random.default_rng(seed))
+    return RunData(x_train, y_train, x_test, y_test, str(source), what)
+
+
+def load_test_data(name="mnist", data_dir=None, source="files", seed=0, dtype=np.float32):
+    """The test examples of a run's data (``load_run_data``'s x_test, y_test), without loading
+    a training split that is not needed: (M, D) floats and (M,) labels (or None)."""
+    if source == "files":
+        return load_dataset(name, "test", data_dir=data_dir, dtype=dtype)
+    run = load_run_data(name, data_dir, source, fallback=False, seed=seed, dtype=dtype)
+    return run.x_test, run.y_test
 
 
 # --- preprocessing -------------------------------------------------------------------------
@@ -394,6 +619,10 @@ def binarize(x, rng):
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"binarize expects floating probabilities, got {x.dtype}")
+    if x.size and not (x.min() >= 0 and x.max() <= 1):  # also catches NaN
+        raise ValueError(f"binarize needs probabilities in [0, 1], got values in "
+                         f"[{np.nanmin(x):g}, {np.nanmax(x):g}]; scale the data first "
+                         f"(e.g. pixels / 255).")
     u = rng.random(x.shape)  # (N, D) uniform in [0, 1): P(u < p) = p
     return (u < x).astype(x.dtype)
 

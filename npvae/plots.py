@@ -523,7 +523,10 @@ def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, see
     if dataset is None or model.input_dim != 784:
         return written
 
-    x, labels = npdata.load_dataset(dataset, "test", data_dir=data_dir, dtype=model.dtype)
+    source = meta.get("source", "files") if dataset == meta.get("dataset") else "files"
+    x, labels = npdata.load_test_data(dataset, data_dir, source, seed=meta.get("seed", 0),
+                                      dtype=model.dtype)  # the run's held-out test examples
+    labels = np.zeros(len(x), np.int64) if labels is None else labels  # a user's unlabelled data
     pick = np.random.default_rng(seeds[1]).permutation(len(x))[:n_eval]
     binarized = meta.get("binarize", run.get("binarize")) in ("dynamic", "static")
     x_kl = npdata.binarize(x[pick], np.random.default_rng(seeds[2])) if binarized else x[pick]

@@ -14,7 +14,9 @@ the parameters, the optimizer state and the Generator's state beside it, that is
 run needs to continue bit for bit.
 """
 
+import contextlib
 import dataclasses
+import os
 import signal
 import sys
 import threading
@@ -24,9 +26,72 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint
-from .errors import CheckpointError
+from .errors import CheckpointError, NpvaeError
+
+try:
+    import fcntl  # POSIX; where it is missing (Windows), run folders are not locked
+except ImportError:  # pragma: no cover
+    fcntl = None
 
 HISTORY_FILE = "history.json"
+LOCK_FILE = ".npvae-lock"
+
+
+class RunFolderBusy(NpvaeError, RuntimeError):
+    """Another process is writing a run into the same folder, or the folder cannot be
+    written."""
+
+
+_held_locks = {}  # resolved lock path -> how many nested folder_lock blocks hold it here
+
+
+@contextlib.contextmanager
+def folder_lock(folder):
+    """Hold the run folder ``folder`` for this process, for the length of the block.
+
+    Another process asking for the same folder (a second ``npvae train --out`` into it, with
+    or without --overwrite) gets RunFolderBusy at once, before it writes anything, so two runs
+    never leave their files side by side. Nested blocks in one process share the lock. The
+    folder is made if needed; if the block made it and fails before writing anything into
+    it, it is removed again, so a failed run leaves no empty folder behind. The lock file,
+    ``LOCK_FILE``, holds the pid of its holder and is removed when the block ends.
+    """
+    folder = Path(folder)
+    made = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = (folder / LOCK_FILE).resolve()
+        f = open(path, "a+")
+    except OSError as exc:
+        raise RunFolderBusy(f"cannot write to the output folder {folder} "
+                            f"({exc.strerror or exc}); choose another (--out).") from exc
+    if path in _held_locks:
+        _held_locks[path] += 1
+        try:
+            yield
+        finally:
+            _held_locks[path] -= 1
+        return
+    with f:
+        if fcntl is not None:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                raise RunFolderBusy(f"another npvae process (pid {f.read().strip() or '?'}) is "
+                                    f"writing a run in {folder}; wait for it to finish, or "
+                                    f"choose another folder.") from None
+        f.truncate(0)
+        f.write(str(os.getpid()))
+        f.flush()
+        _held_locks[path] = 1
+        try:
+            yield
+        finally:
+            del _held_locks[path]
+            path.unlink(missing_ok=True)  # while still locked, so no one else holds it
+            if made and not any(folder.iterdir()):
+                folder.rmdir()
 
 
 class TrainingInterrupted(KeyboardInterrupt):

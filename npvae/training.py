@@ -24,6 +24,7 @@ at once, without saving (the previous checkpoint is kept).
 Shapes: N examples, B batch, D input.
 """
 
+import contextlib
 import dataclasses
 import time
 
@@ -164,13 +165,14 @@ def train(model, x_train, *, y=None, epochs=10, batch_size=128, lr=1e-3, optimiz
     run = runs.Run(out_dir, model, optimizer, rng, [] if history is None else history, extra,
                    verbose)
     n, steps = len(arrays.x), n_batches(len(arrays.x), batch_size)
-    position = (run.start(n, batch_size, steps) if resume is None
-                else run.resume(resume, n, batch_size, steps))
     validate = (lambda: None) if arrays.x_val is None else (lambda: evaluate.elbo(
         model, arrays.x_val, rng=np.random.default_rng(val_eps_seed),
         batch_size=val_batch_size, y=arrays.y_val, fused=fused))
-    return _run_epochs(model, optimizer, arrays, settings, rng, run, position, validate,
-                       hooks, runs.ProgressLine(verbose))
+    with contextlib.nullcontext() if out_dir is None else runs.folder_lock(out_dir):
+        position = (run.start(n, batch_size, steps) if resume is None
+                    else run.resume(resume, n, batch_size, steps))
+        return _run_epochs(model, optimizer, arrays, settings, rng, run, position, validate,
+                           hooks, runs.ProgressLine(verbose))
 
 
 def _run_epochs(model, optimizer, arrays, settings, rng, run, position, validate, hooks, line):

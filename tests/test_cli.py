@@ -313,11 +313,59 @@ def test_user_errors_exit_2_with_one_line(run, data_dir, tmp_path, capsys):
 def test_missing_data_offline_says_where_to_put_it(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert cli.main(["train", "--data-dir", str(empty), "--out", str(tmp_path / "r")]) == 2
+    assert cli.main(["train", "--data-dir", str(empty), "--out", str(tmp_path / "r"),
+                     "--no-fallback"]) == 2
     line = one_error_line(capsys.readouterr().err, "train")
     assert "could not download train-images-idx3-ubyte.gz" in line
     assert "The mnist train split needs the files train-images-idx3-ubyte.gz" in line
     assert f"put them in {empty / 'mnist'}" in line and "--data-dir" in line
+    # Neither the folder made for the download nor the run folder is left behind, empty.
+    assert not (empty / "mnist").exists() and not (tmp_path / "r").exists()
+
+
+def test_offline_mnist_falls_back_to_the_bundled_split(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert cli.main(["train", *TINY, "--epochs", "1", "--eval-k", "0", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("the MNIST test split that comes with npvae") == 1
+    assert "8,000 images to train on, 2,000 held out" in captured.err
+    assert "--no-fallback" in captured.err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["source"] == "bundled" and summary["test"]["n"] == 2000
+    # evaluate finds the same 2,000 held-out images, without a word about falling back.
+    assert cli.main(["evaluate", str(out), "--k", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "bundled with npvae test, 2000 examples" in captured.out
+    assert "comes with npvae" not in captured.err
+
+
+def test_own_data_file(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mine.npz"
+    np.savez(path, x=rng.uniform(size=(60, 5, 6)).astype(np.float32), y=rng.integers(0, 3, 60))
+    out = tmp_path / "r"
+    assert cli.main(["train", "--data", str(path), "--val", "5", "--hidden", "8",
+                     "--latent-dim", "2", "--epochs", "2", "--conditional", "--eval-k", "2",
+                     "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test"]["n"] == 12 and summary["config"]["input_dim"] == 30
+    assert summary["config"]["n_classes"] == 3
+    assert cli.main(["evaluate", str(out), "--k", "2"]) == 0
+    assert f"{path} test, 12 examples" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.arange(20, dtype=np.uint8).reshape(10, 2), "dtype uint8; npvae needs floats in [0, 1]"),
+    (np.full((20, 3), 2.0), "values in [2, 2]"),
+    (np.zeros((20, 2, 2, 2)), "expected (N, D) vectors or (N, H, W) images"),
+    (np.zeros((3, 4)), "holds 3 examples"),
+])
+def test_own_data_file_refused_with_the_fix(tmp_path, capsys, array, message):
+    path = tmp_path / "bad.npy"
+    np.save(path, array)
+    assert cli.main(["train", "--data", str(path), "--out", str(tmp_path / "r")]) == 2
+    assert message in one_error_line(capsys.readouterr().err, "train")
+    assert not (tmp_path / "r").exists()
 
 
 def test_divergence_exits_2_and_keeps_nothing_bad(data_dir, tmp_path, capsys):

@@ -80,7 +80,8 @@ def test_mnist_demo_without_the_train_files_names_the_fix(tmp_path, capsys):
     images, labels = fake_images(20, 0)
     write_idx(only_test / "t10k-images-idx3-ubyte.gz", images)
     write_idx(only_test / "t10k-labels-idx1-ubyte.gz", labels)
-    argv = [*TINY, "--data-dir", str(only_test), "--out", str(tmp_path / "out")]
+    argv = [*TINY, "--data-dir", str(only_test), "--out", str(tmp_path / "out"),
+            "--no-fallback"]
     module = demo("mnist")
     with pytest.raises(npvae.DataError, match="(?s)train-images-idx3-ubyte.gz.*--data-dir.*"
                                               "--dataset fashion-mnist"):
@@ -92,6 +93,29 @@ def test_mnist_demo_without_the_train_files_names_the_fix(tmp_path, capsys):
     # Where only the test split is at hand, it can stand in for both.
     result = module.main([*argv, "--test-split-only", "--n-ll", "4", "--k", "2"])
     assert np.isfinite(result["test"]["elbo"])
+
+
+def test_main_job_offline_runs_on_the_bundled_split(tmp_path, monkeypatch, capsys):
+    """The README's first command with no network and no data anywhere: it trains on the MNIST
+    test split bundled with npvae, says so once, and writes its figures to figures/mnist/."""
+    monkeypatch.chdir(tmp_path)
+    result = demo("mnist").main(["--epochs", "1", "--hidden", "32", "--latent", "4",
+                                 "--n-ll", "20", "--k", "2"])
+    captured = capsys.readouterr()
+    assert captured.err.count("the MNIST test split that comes with npvae") == 1
+    assert "data: mnist test split bundled with npvae: train 8,000 / test 2,000" in captured.out
+    assert np.isfinite(result["test"]["elbo"]) and len(result["history"]) == 1
+    assert_pngs(tmp_path / "figures" / "mnist",
+                ["reconstructions.png", "samples.png", "loss_curves.png", "kl_per_dim.png"])
+
+
+def test_demo_output_folders_are_named_for_the_data():
+    assert demo("mnist").build_parser().parse_args([]).out == "figures/mnist"
+    assert demo("mnist").build_parser().parse_args(
+        ["--dataset", "fashion-mnist"]).out == "figures/fashion-mnist"
+    assert demo("latent2d").build_parser().parse_args(
+        ["--dataset", "fashion-mnist"]).out == "figures/latent2d/fashion-mnist"
+    assert demo("mnist").build_parser().parse_args(["--out", "x"]).out == "x"
 
 
 def test_latent2d_demo(data_dir, tmp_path):

@@ -26,6 +26,7 @@ the middle of it, leaves the previous checkpoint intact (a ``kill -9`` may leave
 """
 
 import dataclasses
+import glob
 import json
 import os
 import secrets
@@ -35,7 +36,7 @@ import numpy as np
 
 from .cvae import CVAE, CVAEConfig
 from .errors import CheckpointError
-from .vae import VAE, VAEConfig
+from .vae import VAE, VAEConfig, param_shapes
 
 FORMAT_VERSION = 1
 FILENAME = "checkpoint.npz"  # the name used inside a run folder; ``resolve`` adds it to folders
@@ -131,6 +132,7 @@ def atomic_write(path, write):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_tmp(path)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
@@ -144,6 +146,26 @@ def atomic_write(path, write):
         raise
     _fsync_folder(path.parent)  # make the rename itself durable
     return path
+
+
+def _remove_stale_tmp(path):
+    """Delete the temporary files that an interrupted save of ``path`` left (``kill -9`` in
+    mid-write): those named ``.<name>.<pid>.<hex>.tmp`` whose process no longer runs."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _running(pid):
+    """True if a process with this pid exists (or may: one we cannot signal)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
 
 
 def _fsync_folder(folder):
@@ -288,32 +310,58 @@ def _copy_params(path, arrays, model):
         if v.shape != p.shape or v.dtype != p.dtype:
             raise CheckpointError(f"{path}: parameter {k!r} is {v.dtype} {v.shape}, but the "
                                   f"config needs {p.dtype} {p.shape}; the file is corrupt.")
+        if not np.isfinite(v).all():
+            raise CheckpointError(f"{path}: parameter {k!r} holds NaN or infinite values, so "
+                                  f"the model would compute nothing but NaN; the file is "
+                                  f"corrupt (npvae never saves such a model). Use an earlier "
+                                  f"checkpoint or train afresh.")
         p[...] = v
 
 
-def generator(state):
-    """A new Generator whose bit generator has the saved ``state`` (a bit_generator.state dict)."""
+def generator(state, path="the checkpoint", field="rng"):
+    """A new Generator whose bit generator has the saved ``state`` (a bit_generator.state dict);
+    a CheckpointError naming ``path`` and ``field`` if the state is malformed."""
     name = state.get("bit_generator") if isinstance(state, dict) else None
     if name not in BIT_GENERATORS:
-        raise CheckpointError(f"unknown bit generator {name!r} in a saved RNG state; expected "
-                              f"one of {', '.join(BIT_GENERATORS)}.")
+        raise CheckpointError(f"{path}: unknown bit generator {name!r} in the saved RNG state "
+                              f"{field!r}; expected one of {', '.join(BIT_GENERATORS)}.")
     bit_generator = getattr(np.random, name)()
-    bit_generator.state = state
+    try:
+        bit_generator.state = state
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise CheckpointError(f"{path}: the saved RNG state {field!r} is malformed "
+                              f"({type(exc).__name__}: {exc}); the file is corrupt.") from None
     return np.random.Generator(bit_generator)
 
 
-def set_state(rng, state):
+def set_state(rng, state, path="the checkpoint"):
     """Put the saved ``state`` into the existing Generator ``rng`` (same bit generator kind)."""
+    saved = generator(state, path, "rng")  # checks the state
     kind = type(rng.bit_generator).__name__
     if state.get("bit_generator") != kind:
-        raise CheckpointError(f"the checkpoint's RNG is a {state.get('bit_generator')}, but the "
+        raise CheckpointError(f"{path}: its RNG is a {state.get('bit_generator')}, but the "
                               f"generator passed in is a {kind}; pass a matching Generator.")
-    rng.bit_generator.state = state
+    rng.bit_generator.state = saved.bit_generator.state
+
+
+def _check_shapes(path, arrays, config):
+    """The saved parameters must be those the config describes, checked before the model is
+    built, so that a config asking for a huge model cannot make npvae allocate it."""
+    expected = param_shapes(config, getattr(config, "n_classes", 0))
+    saved = {k[len("param/"):]: v.shape for k, v in arrays.items() if k.startswith("param/")}
+    if saved != expected:
+        wrong = sorted(k for k in expected.keys() | saved.keys()
+                       if expected.get(k) != saved.get(k))
+        raise CheckpointError(f"{path}: the parameters do not match the saved config (for "
+                              f"{', '.join(wrong[:4])}: the config needs "
+                              f"{[expected.get(k) for k in wrong[:4]]}, the file holds "
+                              f"{[saved.get(k) for k in wrong[:4]]}); the file is corrupt.")
 
 
 def _restore(path, arrays, model):
     """Build the model (or check and fill the given one) from the arrays; restore model.rng."""
     cls, config = _config(path, arrays)
+    _check_shapes(path, arrays, config)
     if model is None:
         model = cls.from_config(config)
     else:
@@ -322,8 +370,27 @@ def _restore(path, arrays, model):
     model_rng = _json(path, arrays, "model_rng")
     if model_rng is not None:
         # Into the model's own Generator, in place: a training loop may hold it as its rng.
-        model.rng.bit_generator.state = generator(model_rng).bit_generator.state
+        saved = generator(model_rng, path, "model_rng")
+        model.rng.bit_generator.state = saved.bit_generator.state
     return model
+
+
+HISTORY_KEYS = ("epoch",)  # what every epoch's record holds, at least
+
+
+def _history(path, history):
+    """The saved history, checked: a list of records, each a dict with numbers under
+    HISTORY_KEYS; else a CheckpointError naming the file, the record and the field."""
+    if not isinstance(history, list):
+        raise CheckpointError(f"{path}: the saved 'history' is a {type(history).__name__}, not a "
+                              f"list of epoch records; the file is corrupt.")
+    for i, record in enumerate(history):
+        missing = [key for key in HISTORY_KEYS if not (
+            isinstance(record, dict) and isinstance(record.get(key), (int, float)))]
+        if missing:
+            raise CheckpointError(f"{path}: record {i} of the saved 'history' lacks numbers "
+                                  f"for {', '.join(missing)}; the file is corrupt.")
+    return history
 
 
 def load(path):
@@ -364,7 +431,7 @@ def load_training_state(path, model=None):
         optimizer_class=None if optimizer is None else optimizer.get("class"),
         optimizer_state=optimizer_state,
         rng_state=_json(path, arrays, "rng"),
-        history=_json(path, arrays, "history", []),
+        history=_history(path, _json(path, arrays, "history", [])),
         progress=_json(path, arrays, "progress"),
         extra=_json(path, arrays, "extra", {}),
         path=path,

@@ -568,7 +568,8 @@ def build_parser():
                        description="Check every primitive and every parameter of small VAEs "
                                    "(each likelihood) against centred finite differences, "
                                    "in float64.")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="seed of the random inputs (default 0)")
     _add_verbose(p)
     p.set_defaults(func=cmd_gradcheck)
     return parser
@@ -591,9 +592,12 @@ def main(argv=None):
         print(f"npvae {args.command}: interrupted at {stop.where}; saved {stop.checkpoint}. Resume "
               f"with: npvae train --resume {folder}", file=sys.stderr)
         return 130
-    except (NpvaeError, ValueError, TypeError, OSError) as err:
+    except (NpvaeError, ValueError, TypeError, OSError, MemoryError) as err:
         if args.verbose:
             raise
+        if isinstance(err, MemoryError) and not isinstance(err, NpvaeError):
+            err = (f"not enough memory for this request ({_one_line(err)}); ask for less "
+                   f"(smaller --hidden, --latent-dim, --n or --batch-size).")
         print(f"npvae {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

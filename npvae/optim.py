@@ -45,16 +45,29 @@ class Optimizer:
             state.update({f"{slot}.{k}": a.copy() for k, a in arrays.items()})
         return state
 
+    SLOTS = ()  # the names of the per-parameter states a subclass keeps
+
     def load_state_dict(self, state):
-        """Restore the state exported by ``state_dict`` (copies into this optimizer's arrays)."""
-        self.t = int(state["t"])
+        """Restore the state exported by ``state_dict`` (copies into this optimizer's arrays).
+        Raises ValueError naming the entry that does not fit (before changing anything)."""
+        t = np.asarray(state.get("t", -1))
+        if t.shape != () or t.dtype.kind not in "iu" or t < 0:
+            raise ValueError(f"'t' must be a step count ≥ 0, got {state.get('t')!r}")
         for key, value in state.items():
+            slot, _, name = key.partition(".")
             if key == "t":
                 continue
-            slot, name = key.split(".", 1)
-            if name not in self.params:
-                raise ValueError(f"optimizer state has {key!r}, but the model has no {name!r}.")
-            self._slot(slot)[name][...] = value
+            if slot not in self.SLOTS or name not in self.params:
+                raise ValueError(f"unexpected entry {key!r}: {type(self).__name__} keeps "
+                                 f"{', '.join(self.SLOTS) or 'nothing'} for each parameter")
+            if np.shape(value) != self.params[name].shape:
+                raise ValueError(f"{key!r} has shape {np.shape(value)}, but the parameter is "
+                                 f"{self.params[name].shape}")
+        self.t = int(t)
+        for key, value in state.items():
+            if key != "t":
+                slot, name = key.split(".", 1)
+                self._slot(slot)[name][...] = value
 
 
 class SGD(Optimizer):
@@ -62,6 +75,8 @@ class SGD(Optimizer):
 
     v ← momentum · v + g,   p ← p - lr · v   (with momentum = 0, simply p ← p - lr · g).
     """
+
+    SLOTS = ("velocity",)
 
     def __init__(self, params, lr, momentum=0.0):
         super().__init__(params, lr)
@@ -96,6 +111,8 @@ class Adam(Optimizer):
     ``_step_fused``: the same update in the paper's "more efficient" order, in place, with no
     temporary arrays (tests/test_fast_paths.py holds the two to float rounding).
     """
+
+    SLOTS = ("m", "v")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), epsilon=1e-8, weight_decay=0.0,
                  fused=False):

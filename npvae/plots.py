@@ -82,9 +82,12 @@ def savefig(fig, path, dpi=100):
 
     A PNG is written losslessly in the fewest channels that hold it: greyscale ("L") when
     every pixel is grey (as in the image grids), else RGB, so the files stay small. Other
-    suffixes (.pdf, .svg) go to matplotlib as they are.
+    suffixes (.pdf, .svg) go to matplotlib as they are; a name without a suffix gets ".png",
+    and the Path returned is the file written.
     """
     path = Path(path)
+    if not path.suffix:
+        path = path.with_name(path.name + ".png")
     path.parent.mkdir(parents=True, exist_ok=True)
     with style():
         if path.suffix.lower() != ".png":
@@ -516,7 +519,8 @@ def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, see
     out = Path(out_dir)
     written = [savefig(prior_samples(model, 100, rng=np.random.default_rng(seeds[0]),
                                      context=context), out / "samples.png")]
-    if history:
+    if history and all(isinstance(r.get(key), (int, float)) for r in history
+                       for key in ("recon", "kl")):
         written.append(savefig(loss_curves(history, context), out / "loss_curves.png"))
     if model.latent_dim == 2 and not model.conditional:
         written.append(savefig(manifold(model, context=context), out / "manifold.png"))

@@ -16,6 +16,7 @@ run needs to continue bit for bit.
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import signal
 import sys
@@ -132,6 +133,7 @@ class Position:
     shuffle_seed : the seed of every epoch's order, ``batching.epoch_permutation``.
     n_train, batch_size : the data and batches the position refers to.
     sums : the epoch's running sums (``_new_sums``).
+    data_fingerprint : ``data_fingerprint`` of the training data ("" in older checkpoints).
     """
 
     epoch: int
@@ -141,6 +143,7 @@ class Position:
     n_train: int
     batch_size: int
     sums: dict = dataclasses.field(default_factory=_new_sums)
+    data_fingerprint: str = ""
 
     def next_epoch(self):
         return dataclasses.replace(self, epoch=self.epoch + 1, step=0, sums=_new_sums())
@@ -159,14 +162,16 @@ class Run:
         self.history, self.extra, self.verbose = history, extra, verbose
         self.saved_at = None  # where the last checkpoint written or resumed from stands
 
-    def start(self, n, batch_size, steps):
+    def start(self, n, batch_size, steps, fingerprint=""):
         """The position of a fresh run (or one extending ``history``): its shuffle seed is the
         training Generator's first draw."""
         seed = int(self.rng.integers(2**63))
-        return Position(len(self.history), 0, steps, seed, n, batch_size)
+        return Position(len(self.history), 0, steps, seed, n, batch_size,
+                        data_fingerprint=fingerprint)
 
-    def resume(self, path, n, batch_size, steps):
-        """Restore model, optimizer, rng and history from a checkpoint; return its position."""
+    def resume(self, path, n, batch_size, steps, fingerprint=""):
+        """Restore model, optimizer, rng and history from a checkpoint; return its position.
+        The training data must be the run's (same ``data_fingerprint``), else CheckpointError."""
         state = checkpoint.load_training_state(path, self.model)
         kind = type(self.optimizer).__name__
         if state.optimizer_state is None or state.rng_state is None or state.progress is None:
@@ -178,18 +183,28 @@ class Run:
                                   f"the optimizer given is {kind}; resume with the same "
                                   f"optimizer.")
         saved = _position(state.path, state.progress, steps)
+        if saved.data_fingerprint and fingerprint and saved.data_fingerprint != fingerprint:
+            raise CheckpointError(f"{state.path} was trained on other data than is given now "
+                                  f"(data fingerprint {saved.data_fingerprint}, now "
+                                  f"{fingerprint}); resume with the run's data (the same "
+                                  f"--data-dir or --data, split and binarization).")
         if saved.step and (saved.n_train, saved.batch_size) != (n, batch_size):
             raise CheckpointError(
                 f"{state.path} was saved in the middle of an epoch of {saved.n_train} examples "
                 f"in batches of {saved.batch_size}; resume with the same training data and "
                 f"batch size (here: {n} examples, batches of {batch_size}).")
-        self.optimizer.load_state_dict(state.optimizer_state)
-        checkpoint.set_state(self.rng, state.rng_state)
+        try:
+            self.optimizer.load_state_dict(state.optimizer_state)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise CheckpointError(f"{state.path}: the saved optimizer state does not fit this "
+                                  f"model ({exc}); the file is corrupt.") from None
+        checkpoint.set_state(self.rng, state.rng_state, state.path)
         self.history[:] = state.history
         self.saved_at = saved.text()
         if self.verbose:
             print(f"resuming at {self.saved_at}", flush=True)
-        return dataclasses.replace(saved, n_train=n, batch_size=batch_size)
+        return dataclasses.replace(saved, n_train=n, batch_size=batch_size,
+                                   data_fingerprint=fingerprint)
 
     def save(self, position):
         checkpoint.save(self.ckpt_path, self.model, self.optimizer, self.history, self.rng,
@@ -229,7 +244,8 @@ def _position(path, progress, steps):
         raise CheckpointError(f"{path}: its training progress was written by an older npvae, "
                               f"which shuffled differently; it cannot be resumed bit for bit. "
                               f"Load the model with npvae.load and train it afresh.")
-    names = [f.name for f in dataclasses.fields(Position) if f.name != "steps"]
+    names = [f.name for f in dataclasses.fields(Position)
+             if f.name not in ("steps", "data_fingerprint")]
     missing = [name for name in names if name not in progress]
     if not missing and not (isinstance(progress["sums"], dict)
                             and progress["sums"].keys() == _new_sums().keys()):
@@ -237,7 +253,8 @@ def _position(path, progress, steps):
     if missing:
         raise CheckpointError(f"{path}: the training progress lacks {', '.join(missing)}; the "
                               f"file is corrupt.")
-    return Position(steps=steps, **{name: progress[name] for name in names})
+    return Position(steps=steps, data_fingerprint=str(progress.get("data_fingerprint", "")),
+                    **{name: progress[name] for name in names})
 
 
 class ProgressLine:
@@ -304,6 +321,18 @@ class StopRequest:
         for signum, previous in self.previous.items():
             signal.signal(signum, previous)
         return False
+
+
+def data_fingerprint(*arrays):
+    """A short hash of the arrays' bytes, dtypes and shapes (None entries skipped): equal for
+    the same training data, different for any other."""
+    h = hashlib.blake2b(digest_size=8)
+    for a in arrays:
+        if a is not None:
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.reshape(-1).view(np.uint8))
+    return h.hexdigest()
 
 
 def non_finite(loss, grads):

@@ -169,8 +169,10 @@ def train(model, x_train, *, y=None, epochs=10, batch_size=128, lr=1e-3, optimiz
         model, arrays.x_val, rng=np.random.default_rng(val_eps_seed),
         batch_size=val_batch_size, y=arrays.y_val, fused=fused))
     with contextlib.nullcontext() if out_dir is None else runs.folder_lock(out_dir):
-        position = (run.start(n, batch_size, steps) if resume is None
-                    else run.resume(resume, n, batch_size, steps))
+        fingerprint = ("" if out_dir is None and resume is None
+                       else runs.data_fingerprint(arrays.x, arrays.y))
+        position = (run.start(n, batch_size, steps, fingerprint) if resume is None
+                    else run.resume(resume, n, batch_size, steps, fingerprint))
         return _run_epochs(model, optimizer, arrays, settings, rng, run, position, validate,
                            hooks, runs.ProgressLine(verbose))
 
@@ -181,7 +183,8 @@ def _run_epochs(model, optimizer, arrays, settings, rng, run, position, validate
         while position.epoch < settings.epochs:
             position = _train_epoch(model, optimizer, arrays, settings, rng, run, position,
                                     stop, line)
-            record = _checked_record(model, position, len(arrays.x), validate, run)
+            record = _checked_record(model, position, len(arrays.x), validate, run, settings,
+                                     optimizer.lr)
             done = position.next_epoch()
             halt = any([hook(done.epoch, record, model) is True for hook in hooks])
             run.end_epoch(record, done)
@@ -257,7 +260,7 @@ def _train_epoch(model, optimizer, arrays, settings, rng, run, position, stop, l
     return position
 
 
-def _checked_record(model, position, n, validate, run):
+def _checked_record(model, position, n, validate, run, settings, lr):
     """The epoch's record, with its validation loss. A diverged model (non-finite or
     overflowing weights, a non-finite validation loss) is refused here, before it can be saved
     over the last good checkpoint."""
@@ -270,21 +273,24 @@ def _checked_record(model, position, n, validate, run):
     if bad:
         raise NonFiniteLossError(
             f"training diverged in epoch {position.epoch + 1}: {bad}. The epoch is not saved."
-            f"{run.kept_checkpoint()} Try a lower learning rate (--lr).")
+            f"{run.kept_checkpoint()} The likely cause is {_likely_cause(settings, lr)}.")
     return record
 
 
 def _divergence_message(what, epoch, step, steps, optimizer, settings, run):
     """Where training diverged, what went wrong, the likely cause, and the checkpoint kept."""
-    lr = optimizer.lr
-    if max(settings.beta, settings.free_bits) > 1e6:  # a KL weight or floor too large
-        cause = (f"a KL weight too large (beta = {settings.beta:g}, free bits = "
-                 f"{settings.free_bits:g}): try --beta 1 and --free-bits 0 or a few nats")
-    else:
-        cause = (f"a learning rate too high (lr = {lr:g}): try a lower one, e.g. "
-                 f"--lr {min(lr / 10, 1e-3):g}")
     return (f"training diverged at epoch {epoch + 1}, step {step + 1} of {steps}: {what}. "
-            f"The step was not applied. The likely cause is {cause}.{run.kept_checkpoint()}")
+            f"The step was not applied. The likely cause is "
+            f"{_likely_cause(settings, optimizer.lr)}.{run.kept_checkpoint()}")
+
+
+def _likely_cause(settings, lr):
+    """What most likely made training diverge, and the flag that fixes it."""
+    if max(settings.beta, settings.free_bits) > 1e6:  # a KL weight or floor too large
+        return (f"a KL weight too large (beta = {settings.beta:g}, free bits = "
+                f"{settings.free_bits:g}): try --beta 1 and --free-bits 0 or a few nats")
+    return (f"a learning rate too high (lr = {lr:g}): try a lower one, e.g. "
+            f"--lr {min(lr / 10, 1e-3):g}")
 
 
 def _record(position, n, val):

@@ -24,7 +24,7 @@ import numbers
 
 import numpy as np
 
-from . import checks
+from . import checks, memory
 from .distributions import (
     bernoulli_nll,
     free_bits_kl,
@@ -134,6 +134,33 @@ class Forward:
 
 
 
+def layer_shapes(config, cond_dim=0):
+    """(name, fan_in, fan_out, activation that follows) for every dense layer, in order, read
+    from the config alone (nothing is allocated).
+
+    A condition of C = cond_dim columns widens the input of the first layer of each side by C."""
+    cfg, C = config, cond_dim
+    act = cfg.activation
+    enc = (cfg.input_dim + C, *cfg.hidden_dims)  # D + C, H1, ..., Hn: the input is [x, cond]
+    dec = (cfg.latent_dim + C, *reversed(cfg.hidden_dims))  # Z + C, Hn, ..., H1: [z, cond]
+    shapes = [(f"encoder.{i}", enc[i], enc[i + 1], act) for i in range(len(enc) - 1)]
+    shapes += [("mu", enc[-1], cfg.latent_dim, "identity"),
+               ("logvar", enc[-1], cfg.latent_dim, "identity")]
+    shapes += [(f"decoder.{i}", dec[i], dec[i + 1], act) for i in range(len(dec) - 1)]
+    shapes += [("out", dec[-1], cfg.input_dim, "identity")]
+    if cfg.likelihood == "gaussian-learned":
+        shapes += [("out_logvar", dec[-1], cfg.input_dim, "identity")]
+    return shapes
+
+
+def param_shapes(config, cond_dim=0):
+    """{name: shape} of every parameter the config describes: W (fan_in, fan_out), b (fan_out,)."""
+    shapes = {}
+    for name, fan_in, fan_out, _ in layer_shapes(config, cond_dim):
+        shapes[f"{name}.W"], shapes[f"{name}.b"] = (fan_in, fan_out), (fan_out,)
+    return shapes
+
+
 class VAE:
     """A VAE with MLP encoder and decoder, trained by hand-written backpropagation.
 
@@ -179,23 +206,14 @@ class VAE:
     # ------------------------------------------------------------------------ parameters
 
     def _layer_shapes(self):
-        """(name, fan_in, fan_out, activation that follows) for every dense layer, in order.
-
-        A condition of C columns widens the input of the first layer of each side by C."""
-        cfg, C = self.config, self.cond_dim
-        act = cfg.activation
-        enc = (cfg.input_dim + C, *cfg.hidden_dims)  # D + C, H1, ..., Hn: the input is [x, cond]
-        dec = (cfg.latent_dim + C, *reversed(cfg.hidden_dims))  # Z + C, Hn, ..., H1: [z, cond]
-        shapes = [(f"encoder.{i}", enc[i], enc[i + 1], act) for i in range(len(enc) - 1)]
-        shapes += [("mu", enc[-1], cfg.latent_dim, "identity"),
-                   ("logvar", enc[-1], cfg.latent_dim, "identity")]
-        shapes += [(f"decoder.{i}", dec[i], dec[i + 1], act) for i in range(len(dec) - 1)]
-        shapes += [("out", dec[-1], cfg.input_dim, "identity")]
-        if cfg.likelihood == "gaussian-learned":
-            shapes += [("out_logvar", dec[-1], cfg.input_dim, "identity")]
-        return shapes
+        return layer_shapes(self.config, self.cond_dim)
 
     def _init_params(self, rng):
+        n_params = sum((fan_in + 1) * fan_out for _, fan_in, fan_out, _ in self._layer_shapes())
+        dims = "-".join(map(str, [self.input_dim, *self.config.hidden_dims, self.latent_dim]))
+        memory.check_fits(4 * n_params * self.dtype.itemsize,
+                          f"training a {dims} VAE ({n_params:.3g} parameters, each with a "
+                          f"gradient and Adam's two moments)", "choose smaller layers")
         params = {}
         for name, fan_in, fan_out, act in self._layer_shapes():
             params[f"{name}.W"], params[f"{name}.b"] = dense_init(fan_in, fan_out, act, rng,
@@ -496,6 +514,12 @@ class VAE:
         """n draws z ~ N(0, I) from the prior, decoded to the mean of p(x|z): (n, D)."""
         return self.decode(self._prior_draws(checks.positive_int(n, "n"), rng))
 
+    def _check_rows_fit(self, n):
+        """Refuse n decoder rows at once if their arrays would not fit in memory."""
+        width = self.input_dim + self.latent_dim + sum(self.config.hidden_dims)
+        memory.check_fits(2 * n * width * self.dtype.itemsize, f"decoding {n:,} samples at once",
+                          "ask for fewer (e.g. in batches)")
+
     # ------------------------------------------------------------------------ training
 
     # npvae.training imports the models, never the reverse. The package sets this to
@@ -507,6 +531,7 @@ class VAE:
         return self._trainer(self, x, **kwargs)
 
     def _prior_draws(self, n, rng):
+        self._check_rows_fit(n)
         rng = self.rng if rng is None else checks.as_generator(rng, "rng")
         return rng.standard_normal((n, self.latent_dim), dtype=self.dtype)  # (n, Z)
 

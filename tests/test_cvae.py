@@ -171,3 +171,18 @@ def test_log_weights_and_nll_take_the_labels():
     z = mu + np.exp(logvar / 2) * eps
     expected = -nll + standard_normal_log_density(z)[0] - gaussian_log_density(z, mu, logvar)[0]
     np.testing.assert_allclose(log_w, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("K", [2, 3])
+def test_each_of_k_samples_is_decoded_with_its_own_label(K):
+    """With K samples of z per example, the NLL of sample k of example b is the NLL of that
+    sample alone: each decoder row is joined to the label of its own example (the condition
+    is tiled K times, row k·B + b taking y_b; repeating it instead would mix the labels)."""
+    model = CVAE(6, 3, hidden_dims=(5,), latent_dim=2, dtype=np.float64, seed=0)
+    rng = np.random.default_rng(1)
+    x = (rng.uniform(size=(4, 6)) < 0.5).astype(np.float64)
+    y = np.array([0, 1, 2, 1])
+    eps = rng.standard_normal((K, 4, 2))
+    together = model.nll(x, y, eps)  # (K, B)
+    alone = np.stack([model.nll(x, y, eps[k]) for k in range(K)])  # (K, B)
+    np.testing.assert_allclose(together, alone, rtol=1e-12)

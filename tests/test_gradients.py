@@ -29,13 +29,13 @@ def test_every_primitive_is_checked():
             "reparameterize"} <= names
 
 
-# (VAE kwargs, loss kwargs, L): all three likelihoods, tanh and relu, one and several samples,
+# (VAE kwargs, loss kwargs, K): all three likelihoods, tanh and relu, one and several samples,
 # beta ≠ 1, no hidden layer and two, the IWAE objective and free bits.
 CASES = [
-    (dict(likelihood=lik, activation=act), dict(beta=beta), L)
+    (dict(likelihood=lik, activation=act), dict(beta=beta), K)
     for lik in ("bernoulli", "gaussian", "gaussian-learned")
     for act in ("tanh", "relu")
-    for L, beta in ((1, 1.0), (3, 0.3))
+    for K, beta in ((1, 1.0), (3, 0.3))
 ] + [
     (dict(likelihood=lik, hidden_dims=hidden, activation="tanh"), {}, 2)
     for lik in ("bernoulli", "gaussian", "gaussian-learned")
@@ -52,14 +52,14 @@ CASES = [
 
 
 def _case_id(case):
-    vae_kwargs, loss_kwargs, L = case
-    return "-".join([*map(str, vae_kwargs.values()), *map(str, loss_kwargs.values()), f"L{L}"])
+    vae_kwargs, loss_kwargs, K = case
+    return "-".join([*map(str, vae_kwargs.values()), *map(str, loss_kwargs.values()), f"K{K}"])
 
 
 @pytest.mark.parametrize("case", CASES, ids=map(_case_id, CASES))
 def test_every_parameter_of_small_vae(case):
-    vae_kwargs, loss_kwargs, L = case
-    model, x, eps = gradcheck.small_model_case(vae_kwargs, L, seed=3)
+    vae_kwargs, loss_kwargs, K = case
+    model, x, eps = gradcheck.small_model_case(vae_kwargs, K, seed=3)
     if vae_kwargs.get("activation") in ("relu", "leaky_relu"):
         _assert_away_from_kinks(model, x, eps)
     checks = model_checks(model, x, eps, **loss_kwargs)
@@ -110,6 +110,24 @@ def test_logvar_clamp_binding_is_gradient_checked():
     assert np.all(logvar[:, 0] == -30.0)
     _, grads, _ = model.loss_and_grads(x, eps)
     assert grads["logvar.b"][0] == 0.0 and np.all(grads["logvar.W"][:, 0] == 0.0)
+    for c in model_checks(model, x, eps):
+        assert c.error < MODEL_TOL, c.name
+
+
+def test_decoder_logvar_clamp_binding_is_gradient_checked():
+    """Push one pixel's decoder log-variance far above the clamp (+30): the clamped entries
+    pass no gradient (exactly zero for that pixel's out_logvar weights), and every parameter
+    still matches finite differences. Without the clamp's backward the gradient there would be
+    ½ (1 - (x - mean)² e^-30) / (K·B) ≈ 1 / (2·K·B), and this test fails. (Above, not below:
+    at -30 the NLL holds (x - mean)² e^30 and finite differences keep no digits.)"""
+    model, x, eps = gradcheck.small_model_case(
+        dict(likelihood="gaussian-learned", activation="tanh"), 2)
+    model.params["out_logvar.b"][0] = 80.0  # logvar_x ≈ 80 > 30 for pixel 0 of every row
+    heads, _ = model._decode_forward(model.encode(x)[0], None)
+    assert np.all(heads[1][:, 0] == 30.0) and np.all(heads[1][:, 1:] < 30.0)  # binds, and not
+    _, grads, _ = model.loss_and_grads(x, eps)
+    assert grads["out_logvar.b"][0] == 0.0 and np.all(grads["out_logvar.W"][:, 0] == 0.0)
+    assert np.all(grads["out_logvar.b"][1:] != 0.0)
     for c in model_checks(model, x, eps):
         assert c.error < MODEL_TOL, c.name
 

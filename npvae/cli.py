@@ -62,7 +62,8 @@ DEFAULT_VAL = 5000
 CHANGEABLE_ON_RESUME = ("epochs",)
 # Settings added after the first release, and what a run saved without them had.
 ADDED_SETTINGS = {"conditional": False, "textbook": False, "source": "files"}
-TEST_BINARIZE_SEED = 0  # the test set is binarized once, the same way for every run
+TEST_BINARIZE_SEED = 0
+PLANT_NAMES = ("kl-half", "variance-as-std", "clamp-mask", "bias-sign", "kl-missing-1/B")  # the test set is binarized once, the same way for every run
 
 
 class UsageError(NpvaeError, ValueError):
@@ -424,11 +425,30 @@ def cmd_plot(args):
 
 
 def cmd_gradcheck(args):
-    from . import gradcheck
+    import contextlib
 
-    sections = gradcheck.all_checks(seed=args.seed)
+    from . import gradcheck, objective_checks, plants
+
+    with plants.planted(args.plant) if args.plant else contextlib.nullcontext() as bug:
+        sections = gradcheck.all_checks(seed=args.seed)
+        objectives = objective_checks.objective_checks(seed=args.seed)
+    failed = {"objective": [c for c in objectives if not c.ok],
+              "gradient": [c for _, cs in sections for c in cs if not c.ok]}
     print(gradcheck.report(sections))
-    return 0 if all(c.ok for _, cs in sections for c in cs) else 1
+    print(objective_checks.report(objectives))
+    if not args.plant:
+        return 1 if any(failed.values()) else 0
+    print(f"\nplanted bug {args.plant!r}: {bug}.")
+    if not any(failed.values()):
+        print("NOT CAUGHT: every check passed.")
+        return 1
+    print(f"caught by {len(failed['objective'])} objective and {len(failed['gradient'])} "
+          f"gradient check(s); the clearest of each:")
+    for kind, checks in failed.items():
+        for c in sorted(checks, key=lambda c: -c.error / c.tol)[:3]:
+            print(f"  {kind:9s} {c.name}: error {c.error:.3g} against a tolerance of "
+                  f"{c.tol:.1g} ({c.error / c.tol:.3g}×)")
+    return 0
 
 
 # --------------------------------------------------------------------------- the parser
@@ -567,9 +587,13 @@ def build_parser():
     p = sub.add_parser("gradcheck", help="print the gradient-check table",
                        description="Check every primitive and every parameter of small VAEs "
                                    "(each likelihood) against centred finite differences, "
-                                   "in float64.")
+                                   "in float64, and the loss values against independent "
+                                   "references (scipy.stats, Monte Carlo, exact PPCA).")
     p.add_argument("--seed", type=nonnegative_int, default=0,
                    help="seed of the random inputs (default 0)")
+    p.add_argument("--plant", choices=PLANT_NAMES, metavar="BUG",
+                   help=f"plant a known bug for the run and show which check catches it: "
+                        f"{', '.join(PLANT_NAMES)}")
     _add_verbose(p)
     p.set_defaults(func=cmd_gradcheck)
     return parser

@@ -84,6 +84,26 @@ def check_function(name, f_and_grads, inputs, tol=PRIMITIVE_TOL, h=1e-6):
     return checks
 
 
+# The derivative each primitive's backward computes, as the report prints it.
+FORMULAS = {
+    "dense": "dx = dy Wᵀ, dW = xᵀ dy, db = Σ_rows dy",
+    "identity": "dx = dy",
+    "relu": "dx = dy · 1[x > 0]  (inputs on both sides)",
+    "leaky_relu": "dx = dy · (1 if x > 0 else 0.01)",
+    "tanh": "dx = dy · (1 - y²)",
+    "sigmoid": "dx = dy · y (1 - y)",
+    "softplus": "dx = dy · σ(x)",
+    "clamp": "dx = dy · 1[lo ≤ x ≤ hi]  (binding and not)",
+    "bernoulli_nll": "dl = σ(l) - x",
+    "bernoulli_nll_fused": "dl = σ(l) - x  (the fast twin)",
+    "gaussian_nll": "dmean = (mean - x) / σ²",
+    "gaussian_nll_learned": "dmean = (mean - x) e^-lv, dlv = ½(1 - (x - mean)² e^-lv)",
+    "kl_standard_normal": "dmu = mu, dlogvar = ½(e^logvar - 1)",
+    "gaussian_log_density": "dz = -(z - mu) e^-lv, dmu = -dz, dlv = -½(1 - (z - mu)² e^-lv)",
+    "standard_normal_log_density": "dz = -z",
+    "reparameterize": "dmu = Σ_K dz, dlogvar = Σ_K dz · eps · σ / 2  (K = 3)",
+}
+
 # The names of each primitive's checked inputs, for the report.
 _ARG_NAMES = {
     "dense": ("x", "W", "b"),
@@ -155,29 +175,36 @@ def primitive_checks(seed=0):
                              [normal((B, H)), normal((B, H)), normal((B, H))])
     checks += check_function("standard_normal_log_density",
                              _weighted(dist.standard_normal_log_density, w), [normal((B, H))])
-    L = 3
+    K = 3
     checks += check_function(
         "reparameterize",
-        _projected(dist.reparameterize_forward, dist.reparameterize_backward, normal((L, B, H))),
-        [normal((B, H)), normal((B, H)), normal((L, B, H))])
+        _projected(dist.reparameterize_forward, dist.reparameterize_backward, normal((K, B, H))),
+        [normal((B, H)), normal((B, H)), normal((K, B, H))])
     return checks
 
 
-# Small VAEs whose every parameter the report checks: (label, VAE kwargs, loss kwargs, L).
+# Small VAEs whose every parameter the report checks: (label, VAE kwargs, loss kwargs, K).
 MODEL_CASES = [
-    ("bernoulli, relu, 1 hidden, L=1", dict(likelihood="bernoulli", activation="relu"), {}, 1),
-    ("gaussian, tanh, 1 hidden, L=3, beta=0.5", dict(likelihood="gaussian", activation="tanh",
+    ("bernoulli, relu, 1 hidden, K=1", dict(likelihood="bernoulli", activation="relu"), {}, 1),
+    ("gaussian, tanh, 1 hidden, K=3, beta=0.5", dict(likelihood="gaussian", activation="tanh",
                                                     sigma=0.6), dict(beta=0.5), 3),
-    ("gaussian-learned, tanh, 2 hidden, L=2", dict(likelihood="gaussian-learned",
+    ("gaussian-learned, tanh, 2 hidden, K=2", dict(likelihood="gaussian-learned",
                                                   activation="tanh", hidden_dims=(7, 5)), {}, 2),
-    ("bernoulli, linear (no hidden), L=2", dict(likelihood="bernoulli", hidden_dims=()), {}, 2),
+    ("bernoulli, linear (no hidden), K=2", dict(likelihood="bernoulli", hidden_dims=()), {}, 2),
     ("bernoulli, iwae K=4", dict(likelihood="bernoulli", activation="tanh"),
      dict(objective="iwae"), 4),
     ("gaussian, free bits 0.3", dict(likelihood="gaussian", activation="softplus"),
      dict(free_bits=0.3), 1),
-    ("bernoulli, relu, L=2, fused kernels", dict(likelihood="bernoulli", activation="relu"),
+    ("bernoulli, relu, K=2, fused kernels", dict(likelihood="bernoulli", activation="relu"),
      dict(fused=True), 2),
+    ("gaussian-learned, relu, both clamps binding, K=2",
+     dict(likelihood="gaussian-learned", activation="relu"), {}, 2),
 ]
+
+# Push one latent's log-variance below the clamp (-30) and one pixel's decoder log-variance
+# above it (+30), so that both clamps bind there and not elsewhere. (Not the other way round:
+# at logvar = +30 the KL, and at logvar_x = -30 the NLL, leave finite differences no digits.)
+CLAMP_BINDING = {"logvar.b": (0, -80.0), "out_logvar.b": (0, 80.0)}
 
 
 def model_checks(model, *inputs, **loss_kwargs):
@@ -191,7 +218,7 @@ def model_checks(model, *inputs, **loss_kwargs):
             for name, p in model.params.items()]
 
 
-def small_model_case(vae_kwargs, L, seed=0, B=4, D=6, Z=3, model_cls=None):
+def small_model_case(vae_kwargs, K, seed=0, B=4, D=6, Z=3, model_cls=None):
     """A float64 VAE (or ``model_cls``) with data and eps fixed, sized for finite differences."""
     rng = np.random.default_rng(seed)
     kwargs = {"hidden_dims": (5,), "latent_dim": Z, "dtype": np.float64, "seed": seed,
@@ -201,19 +228,52 @@ def small_model_case(vae_kwargs, L, seed=0, B=4, D=6, Z=3, model_cls=None):
         x = (rng.uniform(size=(B, D)) < 0.5).astype(np.float64)
     else:
         x = rng.standard_normal((B, D))
-    eps = rng.standard_normal((L, B, Z) if L > 1 else (B, Z))
+    eps = rng.standard_normal((K, B, Z) if K > 1 else (B, Z))
     return model, x, eps
 
 
+def branches(model, *inputs):
+    """Which branches of the backward a model's check goes through, in words: how many
+    entries each clamp binds, and the share of ReLU inputs on each side of 0."""
+    fwd = model._forward(model._inputs(inputs[0], inputs[-1], None, 1)[0],
+                         *_condition(model, inputs))
+    words = [f"K={fwd.z.shape[0] if fwd.z.ndim == 3 else 1}"]
+    inside = fwd.encoder_cache[3]
+    words.append(f"encoder clamp binds {int((~inside).sum())}/{inside.size}")
+    if fwd.decoder_cache[2] is not None:
+        inside = fwd.decoder_cache[2][1]
+        words.append(f"decoder clamp binds {int((~inside).sum())}/{inside.size}")
+    if model.config.activation == "relu":
+        acts = [a for _, a in fwd.encoder_cache[0] + fwd.decoder_cache[0]]  # relu outputs y
+        off = sum(int((a <= 0).sum()) for a in acts) / max(1, sum(a.size for a in acts))
+        words.append(f"relu inputs ≤ 0: {off:.0%}, > 0: {1 - off:.0%}")
+    return ", ".join(words)
+
+
+def _condition(model, inputs):
+    """(cond, eps) for ``VAE._forward`` from a check's inputs (x, eps) or (x, y, eps)."""
+    eps = np.asarray(inputs[-1], dtype=model.dtype)
+    if len(inputs) == 3:
+        from .cvae import one_hot
+        return one_hot(np.asarray(inputs[1]), model.n_classes, model.dtype), eps
+    return None, eps
+
+
 def all_checks(seed=0):
-    """(section title, checks) for the primitives and every small model case."""
+    """(section title, checks) for the primitives and every small model case; each model's
+    title ends with the branches its check exercises (``branches``)."""
     sections = [("primitives", primitive_checks(seed))]
-    for label, vae_kwargs, loss_kwargs, L in MODEL_CASES:
-        model, x, eps = small_model_case(vae_kwargs, L, seed)
-        sections.append((f"VAE: {label}", model_checks(model, x, eps, **loss_kwargs)))
+    for label, vae_kwargs, loss_kwargs, K in MODEL_CASES:
+        model, x, eps = small_model_case(vae_kwargs, K, seed)
+        if "clamps binding" in label:
+            for name, (i, value) in CLAMP_BINDING.items():
+                model.params[name][i] = value
+        sections.append((f"VAE: {label}\n  branches: {branches(model, x, eps)}",
+                         model_checks(model, x, eps, **loss_kwargs)))
     model, x, eps = small_model_case(dict(n_classes=3, activation="tanh"), 2, seed, model_cls=CVAE)
     y = np.arange(len(x)) % 3  # (B,) labels
-    sections.append(("CVAE: bernoulli, tanh, 3 classes, L=2", model_checks(model, x, y, eps)))
+    sections.append((f"CVAE: bernoulli, tanh, 3 classes, K=2\n  branches: "
+                     f"{branches(model, x, y, eps)}", model_checks(model, x, y, eps)))
     return sections
 
 
@@ -228,8 +288,9 @@ def report(sections):
         for c in checks:
             i = np.unravel_index(np.argmax(np.abs(c.analytic)), np.shape(c.analytic))
             a, n = np.asarray(c.analytic)[i], np.asarray(c.numeric)[i]
+            formula = FORMULAS.get(c.name.split()[0], "") if title == "primitives" else ""
             lines.append(f"{c.name:<34}{a:>15.8g}{n:>15.8g}{c.error:>12.2e}{c.tol:>8.0e}  "
-                         f"{'ok' if c.ok else 'FAIL'}")
+                         f"{'ok' if c.ok else 'FAIL'}  {formula}".rstrip())
         worst = max(checks, key=lambda c: c.error)
         lines.append(f"worst relative error {worst.error:.2e} ({worst.name})")
     checks = [c for _, cs in sections for c in cs]

@@ -16,6 +16,7 @@ training images are held out for the validation curves.
 It writes to --out (default figures/mnist, or figures/fashion-mnist):
     reconstructions.png   test images above, decode(mu(x)) below
     samples.png           decoded means of z ~ N(0, I)
+    generation.png        z ~ p(z), then x ~ p(x|z): each z's mean above its binary draws
     loss_curves.png       train and validation -ELBO, reconstruction and KL per epoch
     kl_per_dim.png        the KL of each latent dimension on the test set
     checkpoint.npz        the trained model; ``npvae plot checkpoint.npz --out DIR`` redraws
@@ -73,6 +74,8 @@ def main(argv=None):
         "reconstructions": plots.reconstructions(model, d.x_test[:20], context=context),
         "samples": plots.prior_samples(model, 100, rng=np.random.default_rng([args.seed, 7]),
                                        context=context),
+        "generation": plots.means_and_draws(model, rng=np.random.default_rng([args.seed, 8]),
+                                            context=context),
         "loss_curves": plots.loss_curves(history, context),
         "kl_per_dim": plots.kl_bars(evaluate.kl_per_dimension(model, x_test), context),
     }, args.out)

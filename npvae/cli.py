@@ -389,7 +389,7 @@ def cmd_sample(args):
                               model.latent_dim)
     fig = plots.prior_samples(model, args.n, ncols=args.ncols or math.ceil(math.sqrt(args.n)),
                               rng=np.random.default_rng(args.seed), context=context,
-                              labels=_sample_labels(model, args.label, args.n))
+                              labels=_sample_labels(model, args.label, args.n), draw=args.draw)
     try:
         path = plots.savefig(fig, args.out)
     except OSError as exc:
@@ -575,6 +575,9 @@ def build_parser():
     p.add_argument("--label", type=nonnegative_int,
                    help="for a CVAE: draw this class (default: every class in turn)")
     p.add_argument("--n", type=positive_int, default=64, help="number of samples (default: 64)")
+    p.add_argument("--draw", action="store_true",
+                   help="draw x ~ p(x|z) (binary pixels for a Bernoulli decoder) instead of "
+                        "showing the mean of p(x|z)")
     p.add_argument("--ncols", type=positive_int, help="images per row (default: about √n)")
     p.add_argument("--out", default="samples.png", help="PNG file (default: samples.png)")
 

@@ -131,24 +131,28 @@ class CVAE(VAE):
         """q(z|x,y): x : (B, D), y : (B,)  ->  (mu, logvar), each (B, Z)."""
         return self._encode(x, self._cond(y, np.shape(x)[0]))
 
-    def decode(self, z, y):
-        """The mean of p(x|z,y): z : (N, Z), y : (N,)  ->  (N, D)."""
-        return self._decode(z, self._cond(y, np.shape(z)[0]))
+    def decode(self, z, y, draw=False, rng=None):
+        """The mean of p(x|z,y), or with draw=True a draw x ~ p(x|z,y): z : (N, Z), y : (N,)
+        ->  (N, D)."""
+        return self._decode(z, self._cond(y, np.shape(z)[0]), draw, rng)
 
     def reconstruct(self, x, y):
         """decode(mu(x, y), y), (B, D). For style transfer, decode the mean with other labels."""
         mu, _ = self.encode(x, y)
         return self.decode(mu, y)
 
-    def sample(self, labels, rng=None):
-        """Draws z ~ N(0, I) decoded with the given labels to the mean of p(x|z,y): (N, D).
+    def sample(self, labels, rng=None, draw=False):
+        """z ~ N(0, I), then the mean of p(x|z,y) (draw=False) or a draw x ~ p(x|z,y)
+        (draw=True; see ``VAE.sample``), for the given labels: (N, D).
 
         labels : (N,) int array, or an int N for labels 0, 1, ..., C-1, 0, 1, ... (N of them).
         """
         if isinstance(labels, numbers.Integral) and not isinstance(labels, bool):
             labels = np.arange(checks.positive_int(labels, "labels")) % self.n_classes
         labels = as_labels(labels, self.n_classes)
-        return self.decode(self._prior_draws(len(labels), rng), labels)
+        rng = self.rng if rng is None else checks.as_generator(rng, "rng")
+        z = self._prior_draws(len(labels), rng)  # (N, Z)
+        return self._decode(z, self._cond(labels, len(labels)), draw, rng)
 
     def fit(self, x, y, **kwargs):
         """Train in place on x : (N, D) with labels y : (N,), by ``npvae.train(self, x, y=y,

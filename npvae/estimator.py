@@ -158,13 +158,14 @@ class VAEEstimator:
         rng = np.random.default_rng(0) if rng is None else rng
         return elbo(self._fitted(), X, rng=rng)["elbo"]
 
-    def sample(self, n, rng=None):
-        """n images from the model: the mean of p(x|z) at z ~ N(0, I): (n, D).
+    def sample(self, n, rng=None, draw=False):
+        """n images from the model, z ~ N(0, I): the mean of p(x|z), or with draw=True a draw
+        x ~ p(x|z) (see ``VAE.sample``): (n, D).
 
         rng : Generator, or None to draw from ``random_state``.
         """
         model = self._fitted()
-        return model.sample(n, rng=self._rng() if rng is None else rng)
+        return model.sample(n, rng=self._rng() if rng is None else rng, draw=draw)
 
 
 def _same(a, b):

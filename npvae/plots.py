@@ -216,14 +216,14 @@ def reconstructions(model, x, ncols=10, context="", y=None):
 
 
 @_styled
-def prior_samples(model, n=100, ncols=10, rng=None, context="", labels=None):
-    """Decoded means of n draws z ~ N(0, I) from the prior.
+def prior_samples(model, n=100, ncols=10, rng=None, context="", labels=None, draw=False):
+    """Decoded means of n draws z ~ N(0, I) from the prior (with draw=True, draws x ~ p(x|z)).
 
     For a CVAE, ``labels`` (n,) are the classes to decode with; None draws every class in
     turn (sample i has label i mod C).
     """
     conditional = getattr(model, "conditional", False)
-    images = model.sample(n if labels is None else labels, rng=rng)  # (n, D)
+    images = np.clip(model.sample(n if labels is None else labels, rng=rng, draw=draw), 0, 1)
     nrows = -(-n // ncols)
     fig, ax = plt.subplots(figsize=(0.55 * ncols + 0.4, 0.55 * nrows + 0.7))
     _show(ax, tile(images, ncols))
@@ -232,8 +232,27 @@ def prior_samples(model, n=100, ncols=10, rng=None, context="", labels=None):
         what += (" of every class in turn" if labels is None
                  else f" of class {_class_list(labels)}")
     ax.set_title(_title(what, context))
-    ax.set_xlabel("mean of p(x | z, y),  z ~ N(0, I)" if conditional
-                  else "mean of p(x | z),  z ~ N(0, I)")
+    what = "x ~ p(x | z" if draw else "mean of p(x | z"
+    ax.set_xlabel(f"{what}, y),  z ~ N(0, I)" if conditional else f"{what}),  z ~ N(0, I)")
+    return fig
+
+
+@_styled
+def means_and_draws(model, n=10, n_draws=3, rng=None, context=""):
+    """Generation in two steps, as Algorithm 2 has it: z ~ p(z), then x ~ p(x|z).
+
+    Column j is one z_j ~ N(0, I): the top row is the mean of p(x|z_j), what the decoder
+    expects; the rows below are independent draws x ~ p(x|z_j) (binary pixels for a Bernoulli
+    decoder, the mean plus noise for a Gaussian one). A VAE only (not a CVAE).
+    """
+    rng = np.random.default_rng() if rng is None else rng
+    z = rng.standard_normal((n, model.latent_dim)).astype(model.dtype)  # (n, Z)
+    rows = [model.decode(z)] + [model.decode(z, draw=True, rng=rng) for _ in range(n_draws)]
+    images = np.clip(np.concatenate(rows), 0, 1)  # (n · (1 + n_draws), D)
+    fig, ax = plt.subplots(figsize=(0.55 * n + 0.4, 0.55 * (1 + n_draws) + 0.9))
+    _show(ax, tile(images, n))
+    ax.set_title(_title("Generation: z ~ p(z), then x ~ p(x | z)", context))
+    ax.set_xlabel(f"top: the mean of p(x | z); below: {n_draws} draws x ~ p(x | z) per column")
     return fig
 
 

@@ -493,26 +493,49 @@ class VAE:
         mu, logvar, _ = self._encode_forward(x, cond)
         return mu, logvar
 
-    def decode(self, z):
-        """The mean of p(x|z): probabilities sigmoid(logits) for Bernoulli, else the Gaussian mean.
+    def decode(self, z, draw=False, rng=None):
+        """The mean of p(x|z): probabilities sigmoid(logits) for Bernoulli, else the Gaussian
+        mean; with draw=True, a draw x ~ p(x|z) instead (``_draw_x``, noise from ``rng``).
 
         z : (N, Z)  ->  (N, D).
         """
-        return self._decode(z, None)
+        return self._decode(z, None, draw, rng)
 
-    def _decode(self, z, cond):
+    def _decode(self, z, cond, draw=False, rng=None):
         z = checks.as_batch(z, self.latent_dim, self.dtype, name="z")
         heads, _ = self._decode_forward(z, cond)
-        return sigmoid(heads[0]) if self.config.likelihood == "bernoulli" else heads[0]
+        mean = sigmoid(heads[0]) if self.config.likelihood == "bernoulli" else heads[0]
+        return self._draw_x(mean, heads, rng) if draw else mean
+
+    def _draw_x(self, mean, heads, rng):
+        """x ~ p(x|z), one draw per row, given the decoder's mean and heads: (N, D).
+
+        Bernoulli: x_d = 1 with probability mean_d, else 0.  Gaussian: x = mean + σ · noise.
+        Learned variance: x = mean + exp(logvar_x / 2) · noise.  noise ~ N(0, I) from ``rng``.
+        """
+        rng = self.rng if rng is None else checks.as_generator(rng, "rng")
+        if self.config.likelihood == "bernoulli":
+            return (rng.random(mean.shape, dtype=self.dtype) < mean).astype(self.dtype)
+        std = (self.config.sigma if self.config.likelihood == "gaussian"
+               else np.exp(0.5 * heads[1]))  # σ, or (N, D)
+        return mean + std * rng.standard_normal(mean.shape, dtype=self.dtype)
 
     def reconstruct(self, x):
         """The decoded mean at the posterior mean: decode(mu(x)), (B, D)."""
         mu, _ = self.encode(x)
         return self.decode(mu)
 
-    def sample(self, n, rng=None):
-        """n draws z ~ N(0, I) from the prior, decoded to the mean of p(x|z): (n, D)."""
-        return self.decode(self._prior_draws(checks.positive_int(n, "n"), rng))
+    def sample(self, n, rng=None, draw=False):
+        """Generation (Algorithm 2 of the source notes): z ~ p(z) = N(0, I), then x from p(x|z).
+
+        draw=False returns the mean of p(x|z) at each z (for a Bernoulli decoder, the pixel
+        probabilities): a picture of what the decoder expects, not a sample. draw=True returns
+        x ~ p(x|z) itself: binary pixels, or the mean plus Gaussian noise of the decoder's
+        variance. Both are (n, D); z and the draws come from ``rng`` (else the model's own).
+        """
+        rng = self.rng if rng is None else checks.as_generator(rng, "rng")
+        z = self._prior_draws(checks.positive_int(n, "n"), rng)  # (n, Z)
+        return self._decode(z, None, draw, rng)
 
     def _check_rows_fit(self, n):
         """Refuse n decoder rows at once if their arrays would not fit in memory."""

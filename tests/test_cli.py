@@ -185,9 +185,9 @@ def test_sample_label_draws_that_class(cvae_run, tmp_path, capsys, monkeypatch):
     drawn = []
     sample = npvae.CVAE.sample
 
-    def spy(model, labels, rng=None):
+    def spy(model, labels, rng=None, draw=False):
         drawn.append(np.asarray(labels))
-        return sample(model, labels, rng)
+        return sample(model, labels, rng, draw)
 
     monkeypatch.setattr(npvae.CVAE, "sample", spy)
     png = tmp_path / "threes.png"
@@ -197,6 +197,22 @@ def test_sample_label_draws_that_class(cvae_run, tmp_path, capsys, monkeypatch):
     assert drawn[-1].tolist() == [3] * 9
     assert cli.main(["sample", str(cvae_run), "--n", "10", "--out", str(png)]) == 0
     assert drawn[-1] == 10  # no --label: every class in turn
+
+
+def test_sample_draw_writes_binary_pixels(run, tmp_path, monkeypatch):
+    images = []
+    sample = npvae.VAE.sample
+
+    def spy(model, n, rng=None, draw=False):
+        images.append(sample(model, n, rng, draw))
+        return images[-1]
+
+    monkeypatch.setattr(npvae.VAE, "sample", spy)
+    for flag in ([], ["--draw"]):
+        assert cli.main(["sample", str(run), "--n", "16", *flag, "--out",
+                         str(tmp_path / "s.png")]) == 0
+    means, draws = images
+    assert not np.isin(means, [0, 1]).all() and np.isin(draws, [0, 1]).all()
 
 
 def test_evaluate_and_plot_a_cvae_run(cvae_run, data_dir, tmp_path, capsys):

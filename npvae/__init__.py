@@ -7,6 +7,7 @@
 """
 
 from . import gradcheck
+from .autoencoder import Autoencoder
 from .checkpoint import load, save
 from .cvae import CVAE
 from .errors import CheckpointError, DataError, NpvaeError
@@ -20,4 +21,5 @@ VAE._trainer = staticmethod(train)  # model.fit(x, ...) is train(model, x, ...);
 __version__ = "0.1.0"
 
 __all__ = ["VAE", "VAEConfig", "Adam", "SGD", "gradcheck", "NpvaeError", "DataError",
-           "CheckpointError", "train", "load", "save", "CVAE", "VAEEstimator", "__version__"]
+           "CheckpointError", "train", "load", "save", "CVAE", "VAEEstimator", "Autoencoder",
+           "__version__"]

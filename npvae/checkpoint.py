@@ -7,7 +7,7 @@
 Layout of the file (plain arrays only; it is read with ``allow_pickle=False``):
 
     format_version    ()  int64    FORMAT_VERSION; a newer one is refused with a clear error
-    model_class       ()  unicode  "VAE" or "CVAE"
+    model_class       ()  unicode  "VAE", "CVAE" or "Autoencoder"
     config            ()  unicode  the model's config (VAEConfig, CVAEConfig) as JSON text
     param/<name>      the parameters, e.g. "param/encoder.0.W" (H, D)... as in ``model.params``
     model_rng         ()  unicode  model.rng.bit_generator.state as JSON
@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .autoencoder import Autoencoder
 from .cvae import CVAE, CVAEConfig
 from .errors import CheckpointError
 from .vae import VAE, VAEConfig, param_shapes
@@ -42,7 +43,8 @@ FORMAT_VERSION = 1
 FILENAME = "checkpoint.npz"  # the name used inside a run folder; ``resolve`` adds it to folders
 
 # The model classes a checkpoint may hold, by name, with their config classes.
-MODEL_CLASSES = {"VAE": (VAE, VAEConfig), "CVAE": (CVAE, CVAEConfig)}
+MODEL_CLASSES = {"VAE": (VAE, VAEConfig), "CVAE": (CVAE, CVAEConfig),
+                 "Autoencoder": (Autoencoder, VAEConfig)}
 
 # The bit generators a saved RNG state may name (rebuilt by name, so the set is closed).
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
@@ -344,10 +346,10 @@ def set_state(rng, state, path="the checkpoint"):
     rng.bit_generator.state = saved.bit_generator.state
 
 
-def _check_shapes(path, arrays, config):
+def _check_shapes(path, arrays, cls, config):
     """The saved parameters must be those the config describes, checked before the model is
     built, so that a config asking for a huge model cannot make npvae allocate it."""
-    expected = param_shapes(config, getattr(config, "n_classes", 0))
+    expected = param_shapes(config, getattr(config, "n_classes", 0), cls.encoder_heads)
     saved = {k[len("param/"):]: v.shape for k, v in arrays.items() if k.startswith("param/")}
     if saved != expected:
         wrong = sorted(k for k in expected.keys() | saved.keys()
@@ -361,7 +363,7 @@ def _check_shapes(path, arrays, config):
 def _restore(path, arrays, model):
     """Build the model (or check and fill the given one) from the arrays; restore model.rng."""
     cls, config = _config(path, arrays)
-    _check_shapes(path, arrays, config)
+    _check_shapes(path, arrays, cls, config)
     if model is None:
         model = cls.from_config(config)
     else:

@@ -53,7 +53,7 @@ TRAIN_DEFAULTS = {
     "latent_dim": DEFAULT_LATENT_DIM, "hidden": list(DEFAULT_HIDDEN_DIMS),
     "likelihood": "bernoulli", "activation": "relu", "binarize": None, "beta": 1.0,
     "warmup": 0.0, "objective": "elbo", "k": 1, "free_bits": 0.0, "seed": 0, "val": None,
-    "conditional": False, "textbook": False, "source": None,
+    "conditional": False, "textbook": False, "source": None, "sigma": 1.0,
 }
 # "val": None is min(5,000, a tenth of the training examples); "source": None is "files" (the
 # data set's IDX files) or, when MNIST's training images are missing, "bundled" (see
@@ -61,7 +61,7 @@ TRAIN_DEFAULTS = {
 DEFAULT_VAL = 5000
 CHANGEABLE_ON_RESUME = ("epochs",)
 # Settings added after the first release, and what a run saved without them had.
-ADDED_SETTINGS = {"conditional": False, "textbook": False, "source": "files"}
+ADDED_SETTINGS = {"conditional": False, "textbook": False, "source": "files", "sigma": 1.0}
 TEST_BINARIZE_SEED = 0
 PLANT_NAMES = ("kl-half", "variance-as-std", "clamp-mask", "bias-sign", "kl-missing-1/B")  # the test set is binarized once, the same way for every run
 
@@ -108,6 +108,9 @@ def _train_settings(args):
     given = {key: getattr(args, key) for key in TRAIN_DEFAULTS if getattr(args, key) is not None}
     if "hidden" in given:
         given["hidden"] = _hidden_sizes(given["hidden"])
+    if "sigma" in given and given.get("likelihood", TRAIN_DEFAULTS["likelihood"]) != "gaussian":
+        raise UsageError("--sigma is the fixed σ of --likelihood gaussian; add that flag (the "
+                         "bernoulli likelihood has no σ, and gaussian-learned learns its own).")
     if args.resume is None:
         settings = {**TRAIN_DEFAULTS, **given}
         if settings["binarize"] is None:
@@ -238,13 +241,13 @@ def _new_model(settings, run):
              settings["activation"])
     seed = np.random.default_rng(np.random.SeedSequence([settings["seed"], 0]))
     if not settings["conditional"]:
-        return VAE(input_dim, *shape, seed=seed)
+        return VAE(input_dim, *shape, sigma=settings["sigma"], seed=seed)
     if run.y_train is None:
         raise UsageError(f"--conditional trains on labels, but {run.origin} has none; save "
                          f"them beside x, np.savez(path, x=x, y=labels).")
     n_classes = N_CLASSES if run.source in ("files", "test-split", "bundled") else max(
         2, int(run.y_train.max()) + 1, int(run.y_test.max()) + 1)
-    return CVAE(input_dim, n_classes, *shape, seed=seed)
+    return CVAE(input_dim, n_classes, *shape, sigma=settings["sigma"], seed=seed)
 
 
 def cmd_train(args):
@@ -517,6 +520,9 @@ def build_parser():
     g.add_argument("--latent-dim", type=positive_int, metavar="Z",
                    help=f"(default: {d['latent_dim']})")
     g.add_argument("--likelihood", choices=LIKELIHOODS, help=f"(default: {d['likelihood']})")
+    g.add_argument("--sigma", type=positive_float,
+                   help="the fixed standard deviation σ of a gaussian likelihood; c = σ² "
+                        "weighs reconstruction against the KL (default: 1.0)")
     g.add_argument("--activation", choices=sorted(ACTIVATIONS),
                    help=f"(default: {d['activation']})")
     g.add_argument("--conditional", action="store_true", default=None,

@@ -134,18 +134,19 @@ class Forward:
 
 
 
-def layer_shapes(config, cond_dim=0):
+def layer_shapes(config, cond_dim=0, heads=("mu", "logvar")):
     """(name, fan_in, fan_out, activation that follows) for every dense layer, in order, read
     from the config alone (nothing is allocated).
 
-    A condition of C = cond_dim columns widens the input of the first layer of each side by C."""
+    A condition of C = cond_dim columns widens the input of the first layer of each side by C.
+    ``heads`` names the encoder's output layers, each (H, Z): q(z|x)'s two, or an autoencoder's
+    one code."""
     cfg, C = config, cond_dim
     act = cfg.activation
     enc = (cfg.input_dim + C, *cfg.hidden_dims)  # D + C, H1, ..., Hn: the input is [x, cond]
     dec = (cfg.latent_dim + C, *reversed(cfg.hidden_dims))  # Z + C, Hn, ..., H1: [z, cond]
     shapes = [(f"encoder.{i}", enc[i], enc[i + 1], act) for i in range(len(enc) - 1)]
-    shapes += [("mu", enc[-1], cfg.latent_dim, "identity"),
-               ("logvar", enc[-1], cfg.latent_dim, "identity")]
+    shapes += [(head, enc[-1], cfg.latent_dim, "identity") for head in heads]
     shapes += [(f"decoder.{i}", dec[i], dec[i + 1], act) for i in range(len(dec) - 1)]
     shapes += [("out", dec[-1], cfg.input_dim, "identity")]
     if cfg.likelihood == "gaussian-learned":
@@ -153,10 +154,10 @@ def layer_shapes(config, cond_dim=0):
     return shapes
 
 
-def param_shapes(config, cond_dim=0):
+def param_shapes(config, cond_dim=0, heads=("mu", "logvar")):
     """{name: shape} of every parameter the config describes: W (fan_in, fan_out), b (fan_out,)."""
     shapes = {}
-    for name, fan_in, fan_out, _ in layer_shapes(config, cond_dim):
+    for name, fan_in, fan_out, _ in layer_shapes(config, cond_dim, heads):
         shapes[f"{name}.W"], shapes[f"{name}.b"] = (fan_in, fan_out), (fan_out,)
     return shapes
 
@@ -181,6 +182,7 @@ class VAE:
 
     conditional = False  # a CVAE takes labels y beside x
     cond_dim = 0  # C, the width of the condition joined to x and to z
+    encoder_heads = ("mu", "logvar")  # the encoder's output layers (an autoencoder has one)
 
     def __init__(self, input_dim, hidden_dims=DEFAULT_HIDDEN_DIMS, latent_dim=DEFAULT_LATENT_DIM,
                  likelihood="bernoulli", activation="relu", sigma=1.0, dtype=np.float32,
@@ -206,7 +208,7 @@ class VAE:
     # ------------------------------------------------------------------------ parameters
 
     def _layer_shapes(self):
-        return layer_shapes(self.config, self.cond_dim)
+        return layer_shapes(self.config, self.cond_dim, self.encoder_heads)
 
     def _init_params(self, rng):
         n_params = sum((fan_in + 1) * fan_out for _, fan_in, fan_out, _ in self._layer_shapes())

@@ -55,8 +55,26 @@ TESTS = ["tests/test_gradients.py", "tests/test_fast_paths.py", "tests/test_opti
          "tests/test_cvae.py", "tests/test_iwae.py", "tests/test_free_bits.py",
          "tests/test_vae.py", "tests/test_distributions.py", "tests/test_gradcheck_report.py"]
 
-# (file, function, line, what changed) -> why the mutant computes the same numbers.
+# (file, function, original line, column, what changed) -> why the mutant computes the same
+# numbers as the original for every input the code receives.
 EQUIVALENT = {
+    ("npvae/distributions.py", "bernoulli_nll_fused",
+     "probs = np.maximum(e, logits >= 0) / u", 26, ">= -> >"):
+        "at logits = 0, e = exp(0) = 1, so max(e, 1) = max(e, 0) = 1: both give sigmoid(0)",
+    ("npvae/distributions.py", "free_bits_kl",
+     "return float(np.maximum(kl_dim, floor).sum()), kl_dim > floor", 51, "> -> >="):
+        "differs only where a dimension's KL equals the floor exactly, where max(λ, KL) has a "
+        "kink and both one-sided derivatives (0 and 1) are valid subgradients",
+    ("npvae/vae.py", "VAE._mlp_backward",
+     "dh, dense_cache, need_dx=need_dinput or i > 0)", 56, "> -> >="):
+        "computes the first layer's ∂L/∂x, which is then discarded: the same gradients, slower",
+    ("npvae/vae.py", "VAE._elbo_loss_and_grads",
+     "dheads = [(d * scale).reshape(-1, d.shape[-1]) for d in fwd.dnll_dheads]", 39, "1 -> 2"):
+        "reshape(-2, D): NumPy reads any negative size as 'infer this one', like -1",
+    ("npvae/vae.py", "VAE._iwae_loss_and_grads",
+     "dheads = [(d * weight).reshape(-1, d.shape[-1]) for d in fwd.dnll_dheads]", 40,
+     "1 -> 2"):
+        "reshape(-2, D): NumPy reads any negative size as 'infer this one', like -1",
 }
 
 
@@ -65,15 +83,18 @@ class Mutant:
     file: str
     function: str
     line: int
+    col: int
+    code: str  # the original line, stripped
     what: str
     source: str  # the whole mutated file
 
     @property
     def key(self):
-        return (self.file, self.function, self.line, self.what)
+        """What identifies a mutant across edits elsewhere in the file: not its line number."""
+        return (self.file, self.function, self.code, self.col, self.what)
 
     def __str__(self):
-        return f"{self.file}:{self.line} {self.function}: {self.what}"
+        return f"{self.file}:{self.line}:{self.col} {self.function}: {self.what}   [{self.code}]"
 
 
 SWAPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
@@ -121,30 +142,40 @@ def _changes(node):
 def mutants(file):
     """Every single-point mutant of the target functions of ``file``."""
     source = (ROOT / file).read_text()
+    lines = source.splitlines()
     tree = ast.parse(source)
     found = []
     for qualname, func in _functions(tree, TARGETS[file]):
         body_nodes = [n for stmt in func.body for n in ast.walk(stmt)
                       if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant))]
         for index, node in enumerate(body_nodes):
-            for what, apply in _changes(node):
-                found.append(_mutant(tree, func, index, apply, file, qualname, node, what))
+            changes = _changes(node)
+            if not changes and not isinstance(node, ast.AugAssign):
+                continue
+            code = lines[node.lineno - 1].split("#")[0].strip()
+            for what, apply in changes:
+                found.append(_mutant(tree, func, index, apply, Mutant(
+                    file, qualname, node.lineno, node.col_offset, code, what, "")))
             if isinstance(node, ast.AugAssign):  # delete the update: a += b  ->  pass
-                found.append(_deleted(tree, func, node, file, qualname))
+                found.append(_deleted(tree, node, Mutant(
+                    file, qualname, node.lineno, node.col_offset, code, "deleted", "")))
     return found
 
 
-def _mutant(tree, func, index, apply, file, qualname, node, what):
+def _mutant(tree, func, index, apply, mutant):
+    """``mutant`` with its source: the tree with the change applied to the index-th node of
+    the function's body (in ``ast.walk`` order)."""
     tree = copy.deepcopy(tree)
     func_copy = next(n for n in ast.walk(tree)
                      if isinstance(n, ast.FunctionDef) and n.lineno == func.lineno)
     body_nodes = [n for stmt in func_copy.body for n in ast.walk(stmt)
                   if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant))]
     apply(body_nodes[index])
-    return Mutant(file, qualname, node.lineno, what, ast.unparse(tree))
+    return dataclasses.replace(mutant, source=ast.unparse(tree))
 
 
-def _deleted(tree, func, node, file, qualname):
+def _deleted(tree, node, mutant):
+    """``mutant`` with its source: the tree with the statement ``node`` replaced by pass."""
     tree = copy.deepcopy(tree)
     for parent in ast.walk(tree):
         for field in ("body", "orelse"):
@@ -153,8 +184,7 @@ def _deleted(tree, func, node, file, qualname):
                 for i, stmt in enumerate(stmts):
                     if isinstance(stmt, ast.AugAssign) and stmt.lineno == node.lineno:
                         stmts[i] = ast.Pass()
-    text = ast.unparse(node).split("\n")[0]
-    return Mutant(file, qualname, node.lineno, f"deleted: {text}", ast.unparse(tree))
+    return dataclasses.replace(mutant, source=ast.unparse(tree))
 
 
 def run_mutant(mutant, workdir, timeout):

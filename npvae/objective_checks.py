@@ -71,6 +71,10 @@ def likelihood_checks(rng):
     checks.append(_rounding(
         "gaussian_nll", "Σ NLL = -Σ log N(x | mean, 0.7²), scipy.stats.norm",
         dist.gaussian_nll(mean, x, 0.7)[0].sum(), -scipy.stats.norm.logpdf(x, mean, 0.7).sum()))
+    x3, mean3 = rng.standard_normal((2, B, D)), rng.standard_normal((2, B, D))  # (K, B, D)
+    checks.append(_rounding(
+        "gaussian_nll, (K, B, D)", "the same, with K samples in a leading axis",
+        dist.gaussian_nll(mean3, x3, 0.7)[0].sum(), -scipy.stats.norm.logpdf(x3, mean3, 0.7).sum()))
     checks.append(_rounding(
         "gaussian_nll_learned", "Σ NLL = -Σ log N(x | mean, e^logvar), scipy.stats.norm",
         dist.gaussian_nll_learned(mean, logvar, x)[0].sum(),

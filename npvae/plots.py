@@ -576,3 +576,142 @@ def _test_figures(model, x, labels, x_kl, out, dataset, context):
         written.append(savefig(latent_scatter(mu, labels, dataset, context),
                                out / "latent_scatter.png"))
     return written
+
+
+# --- regularity: the autoencoder's latent space against the VAE's ----------------------------
+
+
+@_styled
+def regularity_views(models, x, labels, x_a, x_b, seed=0, dataset=None, context=""):
+    """One row per model (``{name: model}``, each a 2-D VAE or Autoencoder), the same four
+    views: the codes of the images x (N, D) coloured by label; 36 decoded draws z ~ N(0, I);
+    a decoded 10 × 10 grid over the box the codes occupy; and straight paths between the codes
+    of the pairs (x_a, x_b), each (P, D), one row of 10 steps per pair."""
+    from .regularity import codes, latent_grid
+
+    fig, axes = plt.subplots(len(models), 4, figsize=(17, 4.2 * len(models)),
+                             gridspec_kw={"width_ratios": [1.25, 1, 1, 1.4]})
+    for row, (name, model) in zip(np.atleast_2d(axes), models.items()):
+        z = codes(model, x)  # (N, 2)
+        _scatter(row[0], z, labels, CLASS_NAMES.get(dataset), legend=False)
+        row[0].set_title(f"{name}: codes of test images")
+        prior = model.sample(36, rng=np.random.default_rng(seed))  # (36, D)
+        _show(row[1], tile(np.clip(prior, 0, 1), 6))
+        row[1].set_title(f"{name}: decoded z ~ N(0, I)")
+        grid = model.decode(latent_grid(z, 10).astype(model.dtype))  # (100, D)
+        _show(row[2], tile(np.clip(grid, 0, 1), 10))
+        row[2].set_title(f"{name}: grid over the codes' box")
+        t = np.linspace(0, 1, 10)[None, :, None]  # (1, T, 1)
+        za, zb = codes(model, x_a), codes(model, x_b)  # (P, 2)
+        path = ((1 - t) * za[:, None] + t * zb[:, None]).reshape(-1, 2).astype(model.dtype)
+        _show(row[3], tile(np.clip(model.decode(path), 0, 1), 10))
+        row[3].set_title(f"{name}: straight paths between codes")
+    fig.suptitle(_title("Regularity: the same layers as an autoencoder and as a VAE", context))
+    return fig
+
+
+@_styled
+def sigma_collapse(curves, context=""):
+    """The encoder's mean standard deviation σ = exp(logvar / 2) against training steps, one
+    line per ``{label: (steps, sigmas)}``: with β = 0 nothing holds σ up, and q(z|x) shrinks
+    towards a point."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for label, (steps, sigmas) in curves.items():
+        ax.plot(steps, sigmas, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("mean σ of q(z | x)")
+    ax.legend()
+    ax.set_title(_title("Without the KL, the encoder's noise collapses", context))
+    return fig
+
+
+# --- the constant c, the decoder's variance -----------------------------------------------------
+
+
+@_styled
+def decoder_variance_curve(results, c_learned=None, context=""):
+    """Squared error per image and KL against c = σ² (log scale), one point per trained σ;
+    ``results`` : [{"sigma", "squared_error", "kl"}]. ``c_learned`` marks the mean variance a
+    learned-variance decoder chose."""
+    c = np.array([r["sigma"] ** 2 for r in results])
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot(c, [r["squared_error"] for r in results], "o-", color="C0",
+            label="‖x − x̂‖² per image")
+    ax.set_xscale("log")
+    ax.set_xlabel("c = σ², the decoder's variance")
+    ax.set_ylabel("squared error per image", color="C0")
+    twin = ax.twinx()
+    twin.plot(c, [r["kl"] for r in results], "s--", color="C1", label="KL (nats)")
+    twin.set_ylabel("KL(q(z|x) ‖ p(z)) (nats)", color="C1")
+    twin.grid(False)
+    if c_learned is not None:
+        ax.axvline(c_learned, color="0.3", ls=":", label=f"learned variance: c = {c_learned:.3g}")
+    lines = ax.get_legend_handles_labels()
+    more = twin.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper center")
+    ax.set_title(_title("The constant c: reconstruction against KL", context))
+    return fig
+
+
+@_styled
+def decoder_variance_images(results, context=""):
+    """For each σ, a row of reconstructions decode(mu(x)) and a row of prior samples."""
+    rows = [np.clip(r[key], 0, 1) for r in results for key in ("reconstructions", "samples")]
+    fig, ax = plt.subplots(figsize=(6.4, 0.62 * len(rows) + 0.8))
+    _show(ax, tile(np.concatenate(rows), 10))
+    ax.set_yticks([(i + 0.5) * (rows[0].shape[1] ** 0.5 + 1) for i in range(len(rows))])
+    ax.set_yticklabels([f"σ = {r['sigma']:g}: {what}" for r in results
+                        for what in ("reconstructions", "samples")], fontsize=8)
+    ax.set_title(_title("Reconstructions and prior samples at each σ", context))
+    return fig
+
+
+@_styled
+def linear_directions(directions, axes, context=""):
+    """Decoder directions of linear models in the plane of the two principal axes.
+
+    directions : {name: (D, 2) array}, each model's decoder direction per latent (columns);
+    axes : (D, 2), the principal axes. Each direction is drawn normalised, projected on the
+    plane (all of them lie in it once trained)."""
+    fig, ax = plt.subplots(figsize=(5.2, 5.0))
+    for i, label in enumerate(("1st principal axis", "2nd principal axis")):
+        ax.plot(*np.outer([-1, 1], np.eye(2)[i]).T, color="0.2", lw=3, alpha=0.3, label=label
+                if i == 0 else label)
+    for k, (name, W) in enumerate(directions.items()):
+        d = axes.T @ (W / np.linalg.norm(W, axis=0))  # (2, Z): coordinates in the plane
+        for j in range(d.shape[1]):
+            ax.annotate("", xy=d[:, j], xytext=(0, 0),
+                        arrowprops=dict(arrowstyle="->", color=f"C{k}", lw=2))
+        ax.plot([], [], color=f"C{k}", lw=2, label=f"{name}: decoder directions")
+    ax.set_xlim(-1.2, 1.2)
+    ax.set_ylim(-1.2, 1.2)
+    ax.set_aspect("equal")
+    ax.set_xlabel("1st principal axis")
+    ax.set_ylabel("2nd principal axis")
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(_title("The subspace, and the axes", context))
+    return fig
+
+
+@_styled
+def overfit_codes(x_sorted, recon_sorted, between, code, labels, n=12, context=""):
+    """A 1-D code that memorises: training images in code order, their reconstructions, the
+    decodes halfway between neighbouring codes (first ``n`` of each), and the codes on a line,
+    coloured by label."""
+    fig = plt.figure(figsize=(8.0, 5.2), layout="none")  # axes placed by hand
+    top = fig.add_axes([0.05, 0.32, 0.9, 0.58])
+    rows = np.concatenate([x_sorted[:n], recon_sorted[:n], np.clip(between[:n], 0, 1)])
+    _show(top, tile(rows, n))
+    top.set_title(_title("A 1-D code that memorises its training set", context))
+    top.set_xlabel("rows: training images in code order; their reconstructions; the decodes "
+                   "halfway between neighbours")
+    line = fig.add_axes([0.08, 0.1, 0.84, 0.12])
+    for c in np.unique(labels):
+        keep = labels == c
+        line.scatter(code[keep], np.zeros(keep.sum()), s=12, color=plt.cm.tab10(int(c) % 10),
+                     label=str(c))
+    line.set_yticks([])
+    line.set_xlabel("the code of each training image")
+    line.legend(ncol=10, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 2.2), frameon=False)
+    return fig

@@ -97,3 +97,43 @@ def test_optimizer_errors_name_the_problem():
         Adam(p).step({"v": np.zeros(2)})
     with pytest.raises(ValueError, match="momentum"):
         SGD(p, lr=0.1, momentum=1.0)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_adam_epsilon_matters_where_gradients_are_as_small_as_it(fused):
+    """With |g| = ε, the first step is α · g / (|g| + ε) = α / 2: ε is added to √v̂, not
+    subtracted (which would divide by ~0) nor dropped (a full step α)."""
+    params = {"w": np.zeros(4)}
+    opt = Adam(params, lr=0.1, epsilon=1e-8, fused=fused)
+    opt.step({"w": np.full(4, 1e-8)})
+    np.testing.assert_allclose(params["w"], -0.05, rtol=1e-6)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_adam_weight_decay_adds_to_the_gradient(fused):
+    """weight_decay λ: the step uses g + λθ (L2, as torch.optim.Adam); the first step is
+    α · (g + λθ) / (|g + λθ| + ε), whose sign follows g + λθ."""
+    params = {"w": np.array([1.0, -2.0, 3.0])}
+    opt = Adam(params, lr=0.1, weight_decay=0.5, fused=fused)
+    opt.step({"w": np.array([0.2, 2.0, -2.0])})  # g + λθ = [0.7, 1.0, -0.5]
+    np.testing.assert_allclose(params["w"], [0.9, -2.1, 3.1], rtol=1e-6)
+
+
+def test_the_two_adams_agree_with_weight_decay_over_many_steps():
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((3, 4))
+    a, b = {"w": start.copy()}, {"w": start.copy()}
+    opts = [Adam(a, lr=0.01, weight_decay=0.1), Adam(b, lr=0.01, weight_decay=0.1, fused=True)]
+    for _ in range(20):
+        g = rng.standard_normal((3, 4))
+        for opt in opts:
+            opt.step({"w": g})
+    np.testing.assert_allclose(a["w"], b["w"], rtol=1e-12, atol=1e-14)
+
+
+def test_sgd_counts_its_steps():
+    params = {"w": np.zeros(2)}
+    opt = SGD(params, lr=0.1, momentum=0.5)
+    for _ in range(3):
+        opt.step({"w": np.ones(2)})
+    assert opt.t == 3 and int(opt.state_dict()["t"]) == 3

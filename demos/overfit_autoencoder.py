@@ -1,0 +1,60 @@
+"""An autoencoder with too much capacity: a 1-D code that memorises its training images.
+
+    python demos/overfit_autoencoder.py
+
+With enough layers, an encoder could map N training images to the numbers 1, 2, ..., N and a
+decoder map each number back to its image: zero reconstruction error, and nothing learned about
+the images in between. This demo trains a large autoencoder (784-512-256-1, Bernoulli decoder)
+with a one-number code on a few hundred training images for many epochs, then decodes the codes
+of the training images, the codes halfway between neighbouring training codes, and test images.
+
+It prints the squared error of the training reconstructions, of the test reconstructions, and
+the distance from each halfway decode to the nearest training image (pixel space), and draws
+overfit_autoencoder.png: training images in code order, their reconstructions, the decodes
+halfway between neighbours, and the codes themselves on the line, coloured by label.
+"""
+
+import sys
+
+import numpy as np
+
+import _common
+import npvae
+from npvae import plots, regularity
+
+
+def build_parser():
+    return _common.parser(__doc__.splitlines()[0], epochs=400, n_train=300, n_test=300,
+                          hidden=(512, 256), latent=1, out="figures/overfit_autoencoder/{dataset}")
+
+
+def main(argv=None):
+    args, rng, d = _common.parse_and_load(build_parser(), argv)
+    model = _common.model_from_args(args, cls=npvae.Autoencoder)
+    npvae.train(model, d.x_train, epochs=args.epochs, batch_size=min(args.batch_size, 50),
+                lr=args.lr, binarize=None, rng=rng, verbose=False)
+    code = model.encode(d.x_train)[:, 0]  # (N,)
+    order = np.argsort(code)
+    halfway = ((code[order][:-1] + code[order][1:]) / 2)[:, None].astype(model.dtype)  # (N-1, 1)
+    between = model.decode(halfway)  # (N - 1, D)
+
+    def squared(x):
+        return float(((x - model.reconstruct(x)) ** 2).sum(axis=1).mean())
+
+    result = {"train": squared(d.x_train), "test": squared(d.x_test),
+              "halfway": float(regularity.nearest_distances(between, d.x_train).mean()),
+              "train_to_own": float(np.linalg.norm(
+                  d.x_train - model.reconstruct(d.x_train), axis=1).mean())}
+    print(f"squared error per image: training {result['train']:.2f}, test {result['test']:.2f}")
+    print(f"distance to the nearest training image: a training reconstruction "
+          f"{result['train_to_own']:.2f}, a decode halfway between two training codes "
+          f"{result['halfway']:.2f}")
+    context = plots.run_label(args.dataset, args.epochs, 1)
+    _common.save_figures({"overfit_autoencoder": plots.overfit_codes(
+        d.x_train[order], model.reconstruct(d.x_train[order]), between, code, d.y_train,
+        context=context)}, args.out)
+    return result
+
+
+if __name__ == "__main__":
+    _common.run(main, sys.argv[1:])

@@ -12,6 +12,10 @@ It prints the squared error of the training reconstructions, of the test reconst
 the distance from each halfway decode to the nearest training image (pixel space), and draws
 overfit_autoencoder.png: training images in code order, their reconstructions, the decodes
 halfway between neighbours, and the codes themselves on the line, coloured by label.
+
+What it measures is what gradient descent finds, which need not be the memorising solution the
+argument imagines: the printed training and test errors, and the halfway decodes' distance to
+the data, say how far training got towards it.
 """
 
 import sys
@@ -31,7 +35,7 @@ def build_parser():
 def main(argv=None):
     args, rng, d = _common.parse_and_load(build_parser(), argv)
     model = _common.model_from_args(args, cls=npvae.Autoencoder)
-    npvae.train(model, d.x_train, epochs=args.epochs, batch_size=min(args.batch_size, 50),
+    npvae.train(model, d.x_train, epochs=args.epochs, batch_size=args.batch_size,
                 lr=args.lr, binarize=None, rng=rng, verbose=False)
     code = model.encode(d.x_train)[:, 0]  # (N,)
     order = np.argsort(code)

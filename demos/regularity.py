@@ -34,7 +34,7 @@ from npvae.training import train_step
 def build_parser():
     p = _common.parser(__doc__.splitlines()[0], epochs=10, latent=2,
                        out="figures/regularity/{dataset}")
-    p.add_argument("--collapse-steps", type=int, default=600,
+    p.add_argument("--collapse-steps", type=int, default=2000,
                    help="training steps of the β = 0 and β = 1 runs whose σ is tracked")
     return p
 

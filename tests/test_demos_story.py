@@ -1,0 +1,48 @@
+"""The demos of generation and regularity (issue 14), end to end on tiny fake data: each runs
+through its ``main(argv)``, prints its numbers, and writes non-empty PNGs."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_demos_beyond import _assert_pngs, _demo, fake_dataset  # noqa: E402,F401
+
+TINY = ["--dataset", "fashion-mnist", "--epochs", "1", "--hidden", "16", "--batch-size", "50"]
+
+
+def test_regularity_demo(fake_dataset, tmp_path, capsys):
+    result = _demo("regularity").main([*TINY, "--collapse-steps", "30", "--out", str(tmp_path)])
+    for name in ("autoencoder", "VAE"):
+        m = result["measures"][name]
+        assert all(np.isfinite(m[k]) and m[k] > 0 for k in ("prior", "grid", "recon"))
+        assert m["unevenness"] >= 1
+    sigma = result["sigma"]["β = 0"]
+    assert len(sigma) >= 3 and sigma[-1] < sigma[0]  # without the KL, σ shrinks
+    assert "unevenness" in capsys.readouterr().out
+    _assert_pngs(tmp_path, ["regularity.png", "sigma_collapse.png"])
+
+
+def test_decoder_variance_demo(fake_dataset, tmp_path):
+    result = _demo("decoder_variance").main([*TINY, "--latent", "3", "--sigmas", "0.05", "0.5",
+                                             "--out", str(tmp_path)])
+    small, large = result["results"]
+    assert small["kl"] > large["kl"]  # a small c makes the KL cheap: the code carries more
+    assert result["c_learned"] > 0
+    _assert_pngs(tmp_path, ["decoder_variance.png", "decoder_variance_images.png"])
+
+
+def test_linear_autoencoder_demo(tmp_path):
+    result = _demo("linear_autoencoder").main(["--epochs", "400", "--out", str(tmp_path)])
+    ae, vae = result["linear autoencoder"], result["linear VAE"]
+    assert ae["subspace"].max() < 2 and vae["subspace"].max() < 2  # both span PCA's subspace
+    assert vae["axes"].max() < 5 and ae["axes"].max() > 10  # only the VAE finds the axes
+    _assert_pngs(tmp_path, ["linear_autoencoder.png"])
+
+
+def test_overfit_autoencoder_demo(fake_dataset, tmp_path):
+    result = _demo("overfit_autoencoder").main([*TINY, "--n-train", "40", "--n-test", "20",
+                                                "--out", str(tmp_path)])
+    assert all(np.isfinite(v) for v in result.values())
+    _assert_pngs(tmp_path, ["overfit_autoencoder.png"])

@@ -697,15 +697,15 @@ def linear_directions(directions, axes, context=""):
 @_styled
 def overfit_codes(x_sorted, recon_sorted, between, code, labels, n=12, context=""):
     """A 1-D code that memorises: training images in code order, their reconstructions, the
-    decodes halfway between neighbouring codes (first ``n`` of each), and the codes on a line,
-    coloured by label."""
+    decodes halfway from each to the next code along the line (``n`` of each), and all the
+    codes on a line, coloured by label."""
     fig = plt.figure(figsize=(8.0, 5.2), layout="none")  # axes placed by hand
     top = fig.add_axes([0.05, 0.32, 0.9, 0.58])
     rows = np.concatenate([x_sorted[:n], recon_sorted[:n], np.clip(between[:n], 0, 1)])
     _show(top, tile(rows, n))
     top.set_title(_title("A 1-D code that memorises its training set", context))
-    top.set_xlabel("rows: training images in code order; their reconstructions; the decodes "
-                   "halfway between neighbours")
+    top.set_xlabel("rows: training images, in code order; their reconstructions; the decode "
+                   "halfway to the next code")
     line = fig.add_axes([0.08, 0.1, 0.84, 0.12])
     for c in np.unique(labels):
         keep = labels == c

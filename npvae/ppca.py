@@ -145,3 +145,85 @@ def low_rank_data(n, D, Z, sigma, rng):
     z = rng.standard_normal((n, Z))  # (n, Z)
     X = z @ W.T + mean + float(sigma) * rng.standard_normal((n, D))  # (n, D)
     return X, mean, W
+
+
+def gaussian_kl(mu0, cov0, mu1, cov1):
+    """KL(N(mu0, cov0) ‖ N(mu1, cov1)) for full covariances, batched over leading axes.
+
+    KL = ½ [tr(Σ₁⁻¹ Σ₀) + (μ₁ − μ₀)ᵀ Σ₁⁻¹ (μ₁ − μ₀) − Z + log|Σ₁| − log|Σ₀|].
+
+    mu0, mu1 : (..., Z) arrays,  cov0, cov1 : (..., Z, Z) symmetric positive definite
+    ->  (...,) float64.
+    """
+    mu0, mu1, cov0, cov1 = (np.asarray(a, np.float64) for a in (mu0, mu1, cov0, cov1))
+    Z = mu0.shape[-1]
+    L1 = np.linalg.cholesky(cov1)  # (..., Z, Z)
+    diff = (mu1 - mu0)[..., None]  # (..., Z, 1)
+    A = np.linalg.solve(L1, cov0)  # L₁⁻¹ Σ₀
+    trace = np.trace(np.linalg.solve(np.swapaxes(L1, -1, -2), A), axis1=-2, axis2=-1)
+    maha = (np.linalg.solve(L1, diff) ** 2).sum(axis=(-2, -1))
+    logdet1 = 2 * np.log(np.diagonal(L1, axis1=-2, axis2=-1)).sum(axis=-1)
+    logdet0 = np.linalg.slogdet(cov0)[1]
+    return 0.5 * (trace + maha - Z + logdet1 - logdet0)
+
+
+def elbo_identity(model, x):
+    """The three terms of log p(x) = ELBO(x) + KL(q(z|x) ‖ p(z|x)), each in closed form, for a
+    linear-Gaussian VAE (``hidden_dims=()`` decoder, ``likelihood="gaussian"``, any encoder).
+
+    With the decoder p(x|z) = N(z V + b, σ² I) (V = out.W, (Z, D)) and q(z|x) = N(m, diag s²):
+        log p(x) = log N(x | b, Vᵀ V + σ² I)                               (PPCA's marginal)
+        ELBO     = E_q log p(x|z) − KL(q ‖ N(0, I)),
+        E_q log p(x|z) = −(D/2) log 2πσ² − [‖x − b − m V‖² + Σ_j s_j² ‖V_j‖²] / (2σ²),
+        KL(q ‖ p(z|x)) with p(z|x) = N(M⁻¹ V (x − b), σ² M⁻¹), M = V Vᵀ + σ² I  (full, ``gaussian_kl``).
+    The identity then holds to rounding: log_px − elbo − kl ≈ 0.
+
+    x : (N, D)  ->  (log_px, elbo, kl), each (N,) float64.
+    """
+    mean, W, sigma2 = linear_vae_marginal(model)  # checks the model is linear-Gaussian
+    x = _matrix(x)
+    m, logvar = (a.astype(np.float64) for a in model.encode(x.astype(model.dtype)))  # (N, Z)
+    s2 = np.exp(logvar)  # (N, Z)
+    V = W.T  # (Z, D)
+    D, Z = x.shape[1], V.shape[0]
+    resid = x - mean - m @ V  # (N, D)
+    expected_sq = (resid * resid).sum(axis=1) + s2 @ (V * V).sum(axis=1)  # (N,)
+    expected_log_lik = -0.5 * D * (LOG_2PI + math.log(sigma2)) - expected_sq / (2 * sigma2)
+    kl_prior = 0.5 * (m * m + s2 - logvar - 1).sum(axis=1)
+    post_mean, post_cov = ppca_posterior(x, mean, W, sigma2)  # (N, Z), (Z, Z)
+    cov_q = s2[:, :, None] * np.eye(Z)  # (N, Z, Z), diagonal
+    kl_post = gaussian_kl(m, cov_q, post_mean, np.broadcast_to(post_cov, cov_q.shape))
+    return ppca_log_likelihood(x, mean, W, sigma2), expected_log_lik - kl_prior, kl_post
+
+
+def em_ppca(X, n_components, n_iter=100, rng=None):
+    """Fit PPCA by expectation-maximisation (Tipping & Bishop 1999, section 3.2).
+
+    E-step: the exact posterior q(z_n) = p(z_n | x_n, θᵗ) = N(M⁻¹ Wᵀ r_n, σ² M⁻¹), r_n = x_n − x̄,
+        with the moments  E[z_n] = M⁻¹ Wᵀ r_n  and  E[z_n z_nᵀ] = σ² M⁻¹ + E[z_n] E[z_n]ᵀ.
+    M-step: θᵗ⁺¹ = argmax_θ Σ_n E_q log p(x_n, z_n | θ), in closed form:
+        W = [Σ_n r_n E[z_n]ᵀ] [Σ_n E[z_n z_nᵀ]]⁻¹,
+        σ² = (1/(N D)) Σ_n [‖r_n‖² − 2 E[z_n]ᵀ Wᵀ r_n + tr(E[z_n z_nᵀ] Wᵀ W)].
+    Each iteration can only raise the log-likelihood (the E-step makes the bound tight, the
+    M-step raises the bound).
+
+    X : (N, D), n_components : Z, n_iter : iterations, rng : Generator for W's start.
+    Returns mean (D,), W (D, Z), sigma2, history: the mean log-likelihood per example at the
+    start and after each iteration, (n_iter + 1,).
+    """
+    X = _matrix(X)
+    N, D = X.shape
+    rng = np.random.default_rng(0) if rng is None else rng
+    mean = X.mean(axis=0)
+    R = X - mean  # (N, D)
+    W = rng.standard_normal((D, int(n_components)))  # (D, Z)
+    sigma2 = float(R.var())
+    history = [ppca_log_likelihood(X, mean, W, sigma2).mean()]
+    for _ in range(int(n_iter)):
+        Ez, cov = ppca_posterior(X, mean, W, sigma2)  # E-step: (N, Z), (Z, Z)
+        sum_zz = N * cov + Ez.T @ Ez  # Σ_n E[z zᵀ], (Z, Z)
+        W = np.linalg.solve(sum_zz, Ez.T @ R).T  # M-step, (D, Z)
+        sigma2 = float(((R * R).sum() - 2 * ((Ez @ W.T) * R).sum()
+                        + np.trace(sum_zz @ W.T @ W)) / (N * D))
+        history.append(ppca_log_likelihood(X, mean, W, sigma2).mean())
+    return mean, W, sigma2, np.array(history)

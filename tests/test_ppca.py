@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from npvae import VAE
+import npvae
+from npvae import VAE, ppca
 from npvae.gradcheck import numeric_grad
 from npvae.ppca import (
     fit_ppca,
@@ -130,3 +131,66 @@ def test_fit_rejects_bad_arguments():
         fit_ppca(X[:1], 2)
     with pytest.raises(ValueError, match="σ² = 0"):
         fit_ppca(np.zeros((10, 4)), 2)
+
+
+# --- the ELBO identity, and EM ------------------------------------------------------------------
+
+
+def _nonlinear_vae(seed=0, D=6, Z=2, sigma=0.5):
+    model = npvae.VAE(D, hidden_dims=(4,), latent_dim=Z, likelihood="gaussian", sigma=sigma,
+                      dtype=np.float64, seed=seed)
+    return model
+
+
+def test_elbo_identity_holds_to_rounding_with_each_term_checked_independently():
+    import scipy.stats
+
+    rng = np.random.default_rng(0)
+    model = npvae.VAE(6, hidden_dims=(), latent_dim=2, likelihood="gaussian", sigma=0.5,
+                      dtype=np.float64, seed=0)
+    model.params["mu.b"][:] = 0.3  # an encoder that is not the posterior
+    x = rng.standard_normal((5, 6))
+    log_px, elbo, kl = ppca.elbo_identity(model, x)
+    np.testing.assert_allclose(log_px - elbo - kl, 0, atol=1e-12)
+    assert np.all(kl > 0) and np.all(elbo < log_px)
+    # log p(x): scipy's multivariate normal with the decoder's marginal covariance.
+    V, b = model.params["out.W"], model.params["out.b"]
+    ref = scipy.stats.multivariate_normal.logpdf(x, b, V.T @ V + 0.25 * np.eye(6))
+    np.testing.assert_allclose(log_px, ref, rtol=1e-12)
+    # ELBO: a Monte Carlo average of log p(x|z) - KL(q ‖ p(z)), z = mu + σ·eps.
+    eps = rng.standard_normal((40_000, 5, 2))
+    _, _, stats = model.loss_and_grads(x[:1], eps[:, :1])
+    mc = -model.nll(x[:1], eps[:, :1])[:, 0] - stats["kl"]
+    assert abs(mc.mean() - elbo[0]) < 5 * mc.std() / np.sqrt(len(mc))
+    # KL(q ‖ p(z|x)): E_q[log q(z) - log p(z|x)], with scipy's densities.
+    mu, logvar = model.encode(x[:1])
+    z = mu + np.exp(logvar / 2) * eps[:, 0]  # (N, Z)
+    post_mean, post_cov = ppca.ppca_posterior(x[:1], *ppca.linear_vae_marginal(model))
+    log_ratio = (scipy.stats.multivariate_normal.logpdf(z, mu[0], np.diag(np.exp(logvar[0])))
+                 - scipy.stats.multivariate_normal.logpdf(z, post_mean[0], post_cov))
+    assert abs(log_ratio.mean() - kl[0]) < 5 * log_ratio.std() / np.sqrt(len(z))
+
+
+def test_elbo_identity_needs_a_linear_gaussian_decoder():
+    with pytest.raises(ValueError, match="linear-Gaussian VAE"):
+        ppca.elbo_identity(_nonlinear_vae(), np.zeros((2, 6)))
+
+
+def test_gaussian_kl_is_zero_for_equal_and_matches_the_diagonal_closed_form():
+    mu, logvar = np.array([0.5, -1.0]), np.array([0.3, -0.7])
+    cov = np.diag(np.exp(logvar))
+    assert abs(ppca.gaussian_kl(mu, cov, mu, cov)) < 1e-14
+    expected = 0.5 * (mu * mu + np.exp(logvar) - logvar - 1).sum()
+    assert ppca.gaussian_kl(mu, cov, np.zeros(2), np.eye(2)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_em_never_decreases_the_likelihood_and_reaches_the_closed_form_optimum():
+    rng = np.random.default_rng(1)
+    X, _, _ = ppca.low_rank_data(400, 6, 2, 0.5, rng)
+    mean, W, sigma2, history = ppca.em_ppca(X, 2, n_iter=300, rng=np.random.default_rng(2))
+    assert len(history) == 301 and np.all(np.diff(history) >= -1e-10)
+    m, W_ml, s_ml = ppca.fit_ppca(X, 2)
+    best = ppca.ppca_log_likelihood(X, m, W_ml, s_ml).mean()
+    assert history[-1] == pytest.approx(best, abs=1e-8) and history[0] < best - 0.5
+    assert sigma2 == pytest.approx(s_ml, rel=1e-6)
+    assert ppca.principal_angles(W, W_ml).max() < 0.01  # the same subspace (W up to rotation)

@@ -715,3 +715,78 @@ def overfit_codes(x_sorted, recon_sorted, between, code, labels, n=12, context="
     line.set_xlabel("the code of each training image")
     line.legend(ncol=10, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 2.2), frameon=False)
     return fig
+
+
+# --- inference: the ELBO identity, EM, the true posterior ---------------------------------------
+
+
+@_styled
+def elbo_identity_curves(curves, context=""):
+    """log p(x), the ELBO and KL(q ‖ p(z|x)) (means over the data) against the encoder's
+    training steps, with the decoder frozen: ``curves`` {"step", "log_px", "elbo", "kl"}."""
+    fig, (ax, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax.plot(curves["step"], curves["log_px"], label="log p(x)  (does not depend on q)")
+    ax.plot(curves["step"], curves["elbo"], label="ELBO")
+    ax.set_xlabel("Adam steps on the encoder alone")
+    ax.set_ylabel("nats per example")
+    ax.legend()
+    right.plot(curves["step"], curves["kl"], color="C2", label="KL(q(z|x) ‖ p(z|x))")
+    right.plot(curves["step"], curves["log_px"] - curves["elbo"], "k:",
+               label="log p(x) − ELBO")
+    right.set_yscale("log")
+    right.set_xlabel("Adam steps on the encoder alone")
+    right.legend()
+    fig.suptitle(_title("log p(x) = ELBO + KL(q ‖ p(z|x)): a linear-Gaussian VAE", context))
+    return fig
+
+
+@_styled
+def em_curves(histories, best, context=""):
+    """The exact mean log-likelihood of each fit per iteration or epoch, and the optimum."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for name, h in histories.items():
+        ax.plot(np.arange(len(h)), h, label=name)
+    ax.axhline(best, color="0.3", ls=":", label="closed form (Tipping & Bishop)")
+    low = min(min(h[min(2, len(h) - 1):]) for h in histories.values())
+    ax.set_ylim(low - 0.1 * (best - low), best + 0.1 * (best - low) + 1e-3)
+    ax.set_xlabel("EM iteration, or VAE epoch")
+    ax.set_ylabel("mean log p(x) (nats)")
+    ax.legend(fontsize=8)
+    ax.set_title(_title("PPCA: EM, the closed form, and the linear VAE", context))
+    return fig
+
+
+@_styled
+def true_posteriors(model, x, n=121, half_width=5.0, context=""):
+    """For each image (rows of x (P, D)) and a 2-D VAE: the true posterior p(z|x) ∝ p(x|z) p(z)
+    on an n × n grid over [−w, w]², normalised, as a heat map; the encoder's q(z|x) as its 1σ
+    and 2σ ellipses; the image itself in the corner."""
+    from matplotlib.patches import Ellipse
+
+    u = np.linspace(-half_width, half_width, n)
+    grid = np.array([[a, b] for b in u for a in u], dtype=model.dtype)  # (n², 2)
+    fig, axes = plt.subplots(1, len(x), figsize=(3.3 * len(x), 3.5))
+    mu, logvar = model.encode(x)
+    for p, ax in enumerate(np.atleast_1d(axes)):
+        nll = _grid_nll(model, x[p], grid)  # (n²,)
+        log_post = -nll - 0.5 * (grid.astype(np.float64) ** 2).sum(axis=1)  # + const
+        post = np.exp(log_post - log_post.max()).reshape(n, n)
+        ax.imshow(post / post.sum(), origin="lower", extent=[-half_width, half_width] * 2,
+                  cmap="Greys")
+        sd = np.exp(0.5 * logvar[p])
+        for k in (1, 2):
+            ax.add_patch(Ellipse(mu[p], 2 * k * sd[0], 2 * k * sd[1], fill=False, color="C3",
+                                 lw=1.2, ls="-" if k == 1 else "--"))
+        inset = ax.inset_axes([0.0, 0.72, 0.28, 0.28])
+        _show(inset, x[p].reshape(28, 28))
+        ax.set_xlabel("z₁")
+        ax.set_title("p(z|x) (grey), q(z|x) (red)", fontsize=9)
+    fig.suptitle(_title("The true posterior and the encoder's guess", context))
+    return fig
+
+
+def _grid_nll(model, x, grid):
+    """-log p(x | z) at every z of the grid (M, Z), for one image x (D,): (M,) float64."""
+    heads, _ = model._decode_forward(grid, None)
+    nll, _ = model._nll(heads, np.broadcast_to(x, heads[0].shape), need_grad=False)
+    return nll.astype(np.float64)

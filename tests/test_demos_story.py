@@ -46,3 +46,15 @@ def test_overfit_autoencoder_demo(fake_dataset, tmp_path):
                                                 "--out", str(tmp_path)])
     assert all(np.isfinite(v) for v in result.values())
     _assert_pngs(tmp_path, ["overfit_autoencoder.png"])
+
+
+def test_inference_demo(fake_dataset, tmp_path, capsys):
+    result = _demo("inference").main([*TINY, "--steps", "60", "--out", str(tmp_path)])
+    curves = result["identity"]
+    np.testing.assert_allclose(curves["log_px"] - curves["elbo"] - curves["kl"], 0, atol=1e-9)
+    assert np.ptp(curves["log_px"]) < 1e-9  # θ frozen: log p(x) does not move
+    assert curves["elbo"][-1] > curves["elbo"][0] and curves["kl"][-1] < curves["kl"][0]
+    em = result["em"]["EM (exact E-step)"]
+    assert np.all(np.diff(em) >= -1e-10) and abs(em[-1] - result["best"]) < 1e-3
+    assert "KL(q ‖ p(z|x)) fell" in capsys.readouterr().out
+    _assert_pngs(tmp_path, ["elbo_identity.png", "em.png", "posteriors.png"])

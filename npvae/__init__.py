@@ -6,7 +6,7 @@
     opt.step(grads)
 """
 
-from . import gradcheck
+from . import evaluate, gradcheck
 from .autoencoder import Autoencoder
 from .checkpoint import load, save
 from .cvae import CVAE
@@ -17,6 +17,7 @@ from .training import train
 from .vae import VAE, VAEConfig
 
 VAE._trainer = staticmethod(train)  # model.fit(x, ...) is train(model, x, ...); see VAE.fit
+CVAE._evaluate = evaluate  # cvae.log_likelihood and cvae.classify; see CVAE.classify
 
 __version__ = "0.1.0"
 

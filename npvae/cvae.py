@@ -154,6 +154,21 @@ class CVAE(VAE):
         z = self._prior_draws(len(labels), rng)  # (N, Z)
         return self._decode(z, self._cond(labels, len(labels)), draw, rng)
 
+    # npvae.evaluate imports the models, never the reverse: the package sets this to the
+    # npvae.evaluate module when it is imported (npvae/__init__.py), as VAE._trainer.
+    _evaluate = None
+
+    def log_likelihood(self, x, y, k=1000, rng=None):
+        """log p(x|y) per example, importance-weighted with k samples (nats): (N,) float64.
+        See ``npvae.evaluate.log_likelihood``."""
+        return self._evaluate.log_likelihood(self, x, k=k, rng=rng, y=y)
+
+    def classify(self, x, k=100, rng=None, prior=None):
+        """Bayes' rule: argmax_y log p(x|y) + log p(y), with p(y) = ``prior`` (C,) (e.g. the
+        training labels' frequencies; None for uniform). Returns the labels (N,) and the log
+        posteriors log p(y|x), (N, C). See ``npvae.evaluate.classify``."""
+        return self._evaluate.classify(self, x, k=k, rng=rng, prior=prior)
+
     def fit(self, x, y, **kwargs):
         """Train in place on x : (N, D) with labels y : (N,), by ``npvae.train(self, x, y=y,
         **kwargs)`` (``y_val`` with ``x_val``); returns the history."""

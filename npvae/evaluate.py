@@ -149,6 +149,39 @@ def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROW
     return log_p
 
 
+def class_log_likelihoods(model, x, k=100, rng=None, fused=True):
+    """log p(x | y = c) for every example and every class c of a CVAE, importance-weighted with
+    k samples each (``log_likelihood``): x (N, D) -> (N, C) float64."""
+    if not getattr(model, "conditional", False):
+        raise TypeError("class_log_likelihoods needs a conditional model (npvae.CVAE).")
+    x = _data(model, x)
+    rng = model.rng if rng is None else checks.as_generator(rng, "rng")
+    return np.stack([log_likelihood(model, x, k=k, rng=rng, y=np.full(len(x), c), fused=fused)
+                     for c in range(model.n_classes)], axis=1)
+
+
+def classify(model, x, k=100, rng=None, prior=None, fused=True):
+    """A generative model as a classifier, by Bayes' rule:
+
+        ŷ(x) = argmax_y p(y|x) = argmax_y [log p(x|y) + log p(y)],
+
+    with log p(x|y) the importance-weighted estimate of each class (``class_log_likelihoods``).
+
+    prior : (C,) class probabilities p(y), e.g. the training labels' frequencies
+        ``np.bincount(y_train, minlength=C) / len(y_train)``; None for uniform.
+    Returns the predicted labels (N,) and the log posteriors log p(y|x), (N, C), normalised.
+    """
+    log_lik = class_log_likelihoods(model, x, k=k, rng=rng, fused=fused)  # (N, C)
+    C = log_lik.shape[1]
+    prior = np.full(C, 1.0 / C) if prior is None else np.asarray(prior, np.float64)
+    if prior.shape != (C,) or not (np.all(prior >= 0) and abs(prior.sum() - 1) < 1e-6):
+        raise ValueError(f"prior must be {C} class probabilities that sum to 1, got {prior!r}.")
+    with np.errstate(divide="ignore"):  # a class of prior 0 gets log p(y) = -inf
+        joint = log_lik + np.log(prior)  # (N, C)
+    log_post = joint - logsumexp(joint, axis=1)[:, None]
+    return np.argmax(joint, axis=1), log_post
+
+
 def posterior_mean_variance(model, x, y=None):
     """Var over x of the posterior mean E_q[z|x] = mu(x), for each latent unit: (Z,) float64."""
     x = _data(model, x)

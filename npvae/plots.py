@@ -790,3 +790,26 @@ def _grid_nll(model, x, grid):
     heads, _ = model._decode_forward(grid, None)
     nll, _ = model._nll(heads, np.broadcast_to(x, heads[0].shape), need_grad=False)
     return nll.astype(np.float64)
+
+
+@_styled
+def confusion_matrix(counts, dataset=None, context=""):
+    """Rows: the true class; columns: the predicted one; each cell the share of its row."""
+    counts = np.asarray(counts)
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    names = CLASS_NAMES.get(dataset) or [str(c) for c in range(len(counts))]
+    fig, ax = plt.subplots(figsize=(6.2, 5.4))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(counts)):
+        for j in range(len(counts)):
+            if counts[i, j]:
+                ax.text(j, i, f"{share[i, j]:.2f}".lstrip("0"), ha="center", va="center",
+                        fontsize=7, color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(counts)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(counts)), names, fontsize=8)
+    ax.set_xlabel("predicted: argmax_y log p(x|y) + log p(y)")
+    ax.set_ylabel("true class")
+    ax.grid(False)
+    accuracy = np.trace(counts) / max(counts.sum(), 1)
+    ax.set_title(_title(f"The CVAE as a classifier: {accuracy:.1%} correct", context))
+    return fig

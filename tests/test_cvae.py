@@ -186,3 +186,39 @@ def test_each_of_k_samples_is_decoded_with_its_own_label(K):
     together = model.nll(x, y, eps)  # (K, B)
     alone = np.stack([model.nll(x, y, eps[k]) for k in range(K)])  # (K, B)
     np.testing.assert_allclose(together, alone, rtol=1e-12)
+
+
+def _separable_data(n_per_class=60, D=12, seed=0):
+    """Three classes, each a bright block in its own third of the pixels, plus noise."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(3), n_per_class)
+    x = rng.uniform(0, 0.15, (len(y), D))
+    for c in range(3):
+        x[y == c, 4 * c:4 * c + 4] = 0.9
+    return (rng.uniform(size=x.shape) < x).astype(np.float32), y
+
+
+def test_log_likelihood_is_the_importance_weighted_estimate_of_log_p_x_given_y():
+    from npvae import evaluate
+    model = CVAE(12, 3, hidden_dims=(8,), latent_dim=2, seed=0)
+    x, y = _separable_data()
+    ours = model.log_likelihood(x[:5], y[:5], k=50, rng=np.random.default_rng(1))
+    ref = evaluate.log_likelihood(model, x[:5], k=50, rng=np.random.default_rng(1), y=y[:5])
+    np.testing.assert_array_equal(ours, ref)
+    assert ours.shape == (5,) and np.all(ours < 0)
+
+
+def test_a_trained_cvae_classifies_by_bayes_rule():
+    x, y = _separable_data()
+    model = CVAE(12, 3, hidden_dims=(16,), latent_dim=2, seed=0)
+    model.fit(x, y, epochs=30, batch_size=30, lr=1e-2, verbose=False)
+    x_test, y_test = _separable_data(seed=1)
+    labels, log_post = model.classify(x_test, k=20, rng=np.random.default_rng(0))
+    assert labels.shape == (len(x_test),) and log_post.shape == (len(x_test), 3)
+    np.testing.assert_allclose(np.exp(log_post).sum(axis=1), 1, rtol=1e-9)
+    assert (labels == y_test).mean() > 0.9
+    # A prior that puts no mass on class 0 never predicts it.
+    labels, _ = model.classify(x_test, k=20, rng=np.random.default_rng(0), prior=[0, 0.5, 0.5])
+    assert not np.any(labels == 0)
+    with pytest.raises(ValueError, match="class probabilities that sum to 1"):
+        model.classify(x_test, prior=[0.5, 0.5])

@@ -58,3 +58,12 @@ def test_inference_demo(fake_dataset, tmp_path, capsys):
     assert np.all(np.diff(em) >= -1e-10) and abs(em[-1] - result["best"]) < 1e-3
     assert "KL(q ‖ p(z|x)) fell" in capsys.readouterr().out
     _assert_pngs(tmp_path, ["elbo_identity.png", "em.png", "posteriors.png"])
+
+
+def test_classifier_demo(fake_dataset, tmp_path, capsys):
+    result = _demo("classifier").main([*TINY, "--epochs", "3", "--k", "5", "--n-classify", "50",
+                                       "--out", str(tmp_path)])
+    assert result["confusion"].sum() == 50 and 0 <= result["accuracy"] <= 1
+    assert result["accuracy"] > 0.3  # the fake classes are bars in different rows: easy
+    assert "accuracy of the CVAE as a Bayes classifier" in capsys.readouterr().out
+    _assert_pngs(tmp_path, ["classifier_confusion.png"])

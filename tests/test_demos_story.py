@@ -61,7 +61,7 @@ def test_inference_demo(fake_dataset, tmp_path, capsys):
 
 
 def test_classifier_demo(fake_dataset, tmp_path, capsys):
-    result = _demo("classifier").main([*TINY, "--epochs", "3", "--k", "5", "--n-classify", "50",
+    result = _demo("classifier").main([*TINY, "--epochs", "20", "--k", "5", "--n-classify", "50",
                                        "--out", str(tmp_path)])
     assert result["confusion"].sum() == 50 and 0 <= result["accuracy"] <= 1
     assert result["accuracy"] > 0.3  # the fake classes are bars in different rows: easy

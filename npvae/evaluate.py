@@ -99,7 +99,7 @@ def elbo(model, x, rng=None, batch_size=1000, y=None, fused=True):
 
 
 def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROWS, y=None,
-                   fused=True):
+                   fused=True, proposal="posterior"):
     """Importance-weighted estimate of log p(x), per example, in nats (Burda et al. 2016).
 
     log p(x) ≈ log (1/k) Σ_k w_k,   log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x),
@@ -120,11 +120,18 @@ def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROW
     max_rows : int, the most decoder rows per chunk; bounds the memory.
     y : (N,) labels for a CVAE, else None.
     fused : bool, the fast twins of the textbook kernels (the same numbers).
+    proposal : "posterior" (the importance-weighted estimate above), or "prior": the naive
+        estimator p(x) ≈ (1/k) Σ_k p(x|z_k) with z_k ~ p(z), unbiased for p(x) but of a variance
+        so large (almost every z misses x) that its log needs far more samples (a VAE only).
 
     Returns
     -------
     (N,) float64 array.
     """
+    if proposal not in ("posterior", "prior"):
+        raise ValueError(f"proposal must be 'posterior' or 'prior', got {proposal!r}.")
+    if proposal == "prior" and y is not None:
+        raise ValueError("the prior-sampling estimator is for a VAE (no labels).")
     x = _data(model, x)
     y = _labels(model, y, len(x))
     rng = model.rng if rng is None else checks.as_generator(rng, "rng")
@@ -143,7 +150,9 @@ def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROW
             n_samples = samples.stop - samples.start
             eps = rng.standard_normal((len(xb), n_samples, model.latent_dim),
                                       dtype=model.dtype)  # (B, K, Z)
-            log_w = model.log_weights(xb, *given, eps.transpose(1, 0, 2), fused=fused)  # (K, B)
+            eps = eps.transpose(1, 0, 2)  # (K, B, Z)
+            log_w = (model.log_weights(xb, *given, eps, fused=fused) if proposal == "posterior"
+                     else model.prior_log_weights(xb, eps, fused=fused))  # (K, B)
             log_sum_w = np.logaddexp(log_sum_w, logsumexp(log_w.astype(np.float64), axis=0))
         log_p[index] = log_sum_w - math.log(k)
     return log_p

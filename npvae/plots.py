@@ -813,3 +813,20 @@ def confusion_matrix(counts, dataset=None, context=""):
     accuracy = np.trace(counts) / max(counts.sum(), 1)
     ax.set_title(_title(f"The CVAE as a classifier: {accuracy:.1%} correct", context))
     return fig
+
+
+@_styled
+def estimator_curves(ks, results, context=""):
+    """Estimates of the mean log p(x) against the number of samples k, one line per estimator
+    (``{name: (len(ks), repeats) array}``): the mean over repeats, and each repeat as a dot."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for i, (name, values) in enumerate(results.items()):
+        ax.plot(ks, values.mean(axis=1), "o-", color=f"C{i}", label=name)
+        for r in range(values.shape[1]):
+            ax.scatter(ks, values[:, r], s=8, color=f"C{i}", alpha=0.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("samples per example, k")
+    ax.set_ylabel("estimated mean log p(x) (nats)")
+    ax.legend()
+    ax.set_title(_title("Estimating log p(x): the prior against the posterior", context))
+    return fig

@@ -577,6 +577,21 @@ class VAE:
         log_qz = gaussian_log_density(fwd.z, fwd.mu, fwd.logvar)[0]
         return -fwd.nll + log_pz - log_qz
 
+    def prior_log_weights(self, x, z, fused=False):
+        """log p(x|z) at draws z ~ p(z) from the prior: the weights of the naive estimator
+        p(x) ≈ (1/K) Σ_k p(x|z_k), which needs no encoder. x : (B, D), z : (K, B, Z) -> (K, B)."""
+        return self._prior_log_weights(x, None, z, fused)
+
+    def _prior_log_weights(self, x, cond, z, fused):
+        x = checks.as_batch(x, self.input_dim, self.dtype,
+                            unit_interval=self.config.likelihood == "bernoulli")
+        z = checks.as_eps(z, x.shape[0], self.latent_dim, self.dtype)  # (K, B, Z)
+        z_rows = z.reshape(-1, self.latent_dim)  # (K·B, Z)
+        cond_rows = None if cond is None else np.tile(cond, (len(z_rows) // len(cond), 1))
+        heads, _ = self._decode_forward(z_rows, cond_rows)  # each (K·B, D)
+        heads = tuple(a.reshape(*z.shape[:-1], -1) for a in heads)  # (K, B, D)
+        return -self._nll(heads, x, need_grad=False, fused=fused)[0]
+
     def nll(self, x, eps, fused=False):
         """-log p(x|z) at the samples z = mu + σ·eps, forward only: (B,) or (K, B).
 

@@ -67,3 +67,12 @@ def test_classifier_demo(fake_dataset, tmp_path, capsys):
     assert result["accuracy"] > 0.3  # the fake classes are bars in different rows: easy
     assert "accuracy of the CVAE as a Bayes classifier" in capsys.readouterr().out
     _assert_pngs(tmp_path, ["classifier_confusion.png"])
+
+
+def test_estimators_demo(fake_dataset, tmp_path, capsys):
+    results = _demo("estimators").main([*TINY, "--ks", "1", "50", "--repeats", "2",
+                                        "--n-images", "10", "--out", str(tmp_path)])
+    prior, posterior = results["z ~ p(z)"], results["z ~ q(z|x), IWAE"]
+    assert prior.shape == posterior.shape == (2, 2)
+    assert posterior.mean() > prior.mean()  # sampling the posterior finds the mass
+    _assert_pngs(tmp_path, ["estimators.png"])

@@ -7,6 +7,7 @@ import pytest
 
 from npvae import VAE
 from npvae import evaluate as ev
+from npvae import evaluate
 from npvae.distributions import kl_standard_normal
 from npvae.ppca import linear_vae_marginal, ppca_log_likelihood, ppca_posterior
 from npvae.vae import logsumexp
@@ -207,3 +208,25 @@ def test_bad_arguments_give_clear_errors():
         ev.log_likelihood(model, x * 3, k=3)
     with pytest.raises(ValueError, match="shape"):
         ev.evaluate(model, x[:, :5], k=3)
+
+
+def test_the_prior_sampling_estimator_is_unbiased_for_p_x_and_far_noisier():
+    """For a linear-Gaussian VAE, p(x) is exact: the naive estimator's mean of p(x|z_k) over
+    z_k ~ p(z) matches it with enough samples, and at k = 10 it scatters, while the
+    importance-weighted one, whose encoder here is the true posterior, has no spread at all."""
+    from npvae import ppca
+    from npvae.objective_checks import exact_posterior_vae
+    model = exact_posterior_vae()  # its encoder is the true posterior: IWAE is exact
+    x = np.random.default_rng(0).standard_normal((3, 5))
+    exact = ppca.ppca_log_likelihood(x, *ppca.linear_vae_marginal(model))  # (3,)
+    big = evaluate.log_likelihood(model, x, k=400_000, rng=np.random.default_rng(1),
+                                  proposal="prior")
+    np.testing.assert_allclose(big, exact, atol=0.05)
+    naive = np.array([evaluate.log_likelihood(model, x, k=10, rng=np.random.default_rng(s),
+                                              proposal="prior") for s in range(20)])
+    iwae = np.array([evaluate.log_likelihood(model, x, k=10, rng=np.random.default_rng(s))
+                     for s in range(20)])
+    assert naive.std(axis=0).min() > 0.1 and iwae.std(axis=0).max() < 1e-9
+    np.testing.assert_allclose(iwae[0], exact, atol=1e-9)
+    with pytest.raises(ValueError, match="proposal must be"):
+        evaluate.log_likelihood(model, x, k=2, proposal="uniform")

@@ -70,8 +70,9 @@ def test_classifier_demo(fake_dataset, tmp_path, capsys):
 
 
 def test_estimators_demo(fake_dataset, tmp_path, capsys):
-    results = _demo("estimators").main([*TINY, "--ks", "1", "50", "--repeats", "2",
-                                        "--n-images", "10", "--out", str(tmp_path)])
+    results = _demo("estimators").main([*TINY, "--epochs", "20", "--ks", "1", "50",
+                                        "--repeats", "2", "--n-images", "10",
+                                        "--out", str(tmp_path)])
     prior, posterior = results["z ~ p(z)"], results["z ~ q(z|x), IWAE"]
     assert prior.shape == posterior.shape == (2, 2)
     assert posterior.mean() > prior.mean()  # sampling the posterior finds the mass

@@ -46,12 +46,15 @@ TARGETS = {
                                "gaussian_log_density", "standard_normal_log_density",
                                "reparameterize_backward"],
     "npvae/vae.py": ["VAE._mlp_backward", "VAE._decode_backward", "VAE._encode_backward",
-                     "VAE._elbo_loss_and_grads", "VAE._iwae_loss_and_grads"],
+                     "VAE._elbo_loss_and_grads", "VAE._elbo_given_q",
+                     "VAE._iwae_loss_and_grads"],
+    "npvae/autoencoder.py": ["Autoencoder.loss_and_grads"],
     "npvae/optim.py": ["SGD.step", "Adam.step", "Adam._step_fused"],
 }
 
 # Fast, decisive tests first: pytest -x stops at the first failure.
-TESTS = ["tests/test_gradients.py", "tests/test_fast_paths.py", "tests/test_optim.py",
+TESTS = ["tests/test_gradients.py", "tests/test_autoencoder.py", "tests/test_fast_paths.py",
+         "tests/test_optim.py",
          "tests/test_cvae.py", "tests/test_iwae.py", "tests/test_free_bits.py",
          "tests/test_vae.py", "tests/test_distributions.py", "tests/test_gradcheck_report.py"]
 
@@ -68,7 +71,7 @@ EQUIVALENT = {
     ("npvae/vae.py", "VAE._mlp_backward",
      "dh, dense_cache, need_dx=need_dinput or i > 0)", 56, "> -> >="):
         "computes the first layer's ∂L/∂x, which is then discarded: the same gradients, slower",
-    ("npvae/vae.py", "VAE._elbo_loss_and_grads",
+    ("npvae/vae.py", "VAE._elbo_given_q",
      "dheads = [(d * scale).reshape(-1, d.shape[-1]) for d in fwd.dnll_dheads]", 39, "1 -> 2"):
         "reshape(-2, D): NumPy reads any negative size as 'infer this one', like -1",
     ("npvae/vae.py", "VAE._iwae_loss_and_grads",

@@ -299,6 +299,12 @@ class VAE:
     def _forward(self, x, cond, eps, need_grad=True, fused=False):
         """The shared forward: q(z|x), the samples z, the decoder heads on them, and the NLL."""
         mu, logvar, encoder_cache = self._encode_forward(x, cond)  # (B, Z) each
+        return self._forward_given_q(x, cond, mu, logvar, eps, need_grad, fused, encoder_cache)
+
+    def _forward_given_q(self, x, cond, mu, logvar, eps, need_grad=True, fused=False,
+                         encoder_cache=None):
+        """The forward from q(z|x) = N(mu, diag e^logvar) on: the samples z, the decoder heads
+        on them, and the NLL. mu, logvar : (B, Z), the encoder's or any other q's."""
         z, sampler_cache = reparameterize_forward(mu, logvar, eps)  # (K, B, Z) or (B, Z)
         z_rows = z.reshape(-1, self.latent_dim)  # (K·B, Z): row k·B + b is sample k of x_b
         cond_rows = None if cond is None else np.tile(cond, (len(z_rows) // len(cond), 1))
@@ -384,9 +390,24 @@ class VAE:
         loss = (1/(K·B)) Σ_kb NLL(x_b | z_kb) + beta · KL_term,
         KL_term = (1/B) Σ_b KL_b (closed form), or with free bits Σ_Z max(λ, KL_Z).
         """
+        mu, logvar, encoder_cache = self._encode_forward(x, cond)  # q(z|x): (B, Z) each
+        grads = {}
+        # Steps 1 to 4, from the loss back to mu and logvar (and to the decoder's weights).
+        loss, stats, dmu, dlogvar = self._elbo_given_q(x, cond, mu, logvar, eps, beta,
+                                                       free_bits, fused, grads)
+        # 5. Encoder: the two heads (the logvar head through its clamp) meet at the trunk's
+        #    output h, where their gradients add; then back through the trunk to every weight.
+        self._encode_backward(dmu, dlogvar, encoder_cache, grads)
+        return loss, self._ordered(grads), stats
+
+    def _elbo_given_q(self, x, cond, mu, logvar, eps, beta, free_bits, fused, grads):
+        """Steps 1 to 4 of the negative ELBO's backward, for q = N(mu, diag e^logvar) given:
+        (loss, stats, dmu, dlogvar), dmu and dlogvar (B, Z); the decoder's gradients go into
+        ``grads``. The encoder computes mu and logvar in ``_elbo_loss_and_grads``; per-example
+        variational parameters come here directly (``npvae.inference.optimize_q``)."""
         B, K = x.shape[0], (eps.shape[0] if eps.ndim == 3 else 1)
         # ---------------------------------------------------------------- forward
-        fwd = self._forward(x, cond, eps, fused=fused)
+        fwd = self._forward_given_q(x, cond, mu, logvar, eps, fused=fused)
         kl, dmu_kl, dlogvar_kl = kl_standard_normal(fwd.mu, fwd.logvar)  # (B,), (B, Z) × 2
         recon = fwd.nll.mean()  # mean over K and B
         if free_bits:
@@ -396,7 +417,6 @@ class VAE:
         loss = recon + beta * kl_term
 
         # ---------------------------------------------------------------- backward
-        grads = {}
         # 1. Output layer. recon = (1/(K·B)) Σ_kb NLL_kb; _nll gave each sample's ∂NLL/∂heads:
         #    Bernoulli  dlogits = (sigmoid(logits) - x) / (K·B)
         #    Gaussian   dmean   = (mean - x) / (σ² K·B)
@@ -419,13 +439,8 @@ class VAE:
         kl_scale = (beta / B) * np.asarray(trained, dtype=self.dtype)  # () or (Z,)
         dmu += kl_scale * dmu_kl
         dlogvar += kl_scale * dlogvar_kl
-
-        # 5. Encoder: the two heads (the logvar head through its clamp) meet at the trunk's
-        #    output h, where their gradients add; then back through the trunk to every weight.
-        self._encode_backward(dmu, dlogvar, fwd.encoder_cache, grads)
-
         stats = {"loss": float(loss), "recon": float(recon), "kl": float(kl.mean())}
-        return float(loss), self._ordered(grads), stats
+        return float(loss), stats, dmu, dlogvar
 
     def _iwae_loss_and_grads(self, x, cond, eps, fused):
         """The importance-weighted bound (Burda et al. 2016) with the K samples of eps.

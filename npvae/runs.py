@@ -59,20 +59,20 @@ def folder_lock(folder):
     """
     folder = Path(folder)
     made = not folder.exists()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = (folder / LOCK_FILE).resolve()
-        f = open(path, "a+")
-    except OSError as exc:
-        raise RunFolderBusy(f"cannot write to the output folder {folder} "
-                            f"({exc.strerror or exc}); choose another (--out).") from exc
-    if path in _held_locks:
+    path = (folder / LOCK_FILE).resolve()
+    if path in _held_locks:  # this process holds it already
         _held_locks[path] += 1
         try:
             yield
         finally:
             _held_locks[path] -= 1
         return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+")
+    except OSError as exc:
+        raise RunFolderBusy(f"cannot write to the output folder {folder} "
+                            f"({exc.strerror or exc}); choose another (--out).") from exc
     with f:
         if fcntl is not None:
             try:

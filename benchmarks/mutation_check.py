@@ -45,15 +45,17 @@ TARGETS = {
                                "gaussian_nll_learned", "kl_standard_normal", "free_bits_kl",
                                "gaussian_log_density", "standard_normal_log_density",
                                "reparameterize_backward"],
-    "npvae/vae.py": ["VAE._mlp_backward", "VAE._decode_backward", "VAE._encode_backward",
+    "npvae/vae.py": ["VAE._mlp_backward", "VAE._decode_backward", "VAE._gaussian_backward",
                      "VAE._elbo_loss_and_grads", "VAE._elbo_given_q",
                      "VAE._iwae_loss_and_grads"],
     "npvae/autoencoder.py": ["Autoencoder.loss_and_grads"],
+    "npvae/hvae.py": ["HVAE.loss_and_grads", "HVAE._terms", "HVAE._hierarchy_backward"],
     "npvae/optim.py": ["SGD.step", "Adam.step", "Adam._step_fused"],
 }
 
 # Fast, decisive tests first: pytest -x stops at the first failure.
-TESTS = ["tests/test_gradients.py", "tests/test_autoencoder.py", "tests/test_fast_paths.py",
+TESTS = ["tests/test_gradients.py", "tests/test_autoencoder.py", "tests/test_hvae.py",
+         "tests/test_fast_paths.py",
          "tests/test_optim.py",
          "tests/test_cvae.py", "tests/test_iwae.py", "tests/test_free_bits.py",
          "tests/test_vae.py", "tests/test_distributions.py", "tests/test_gradcheck_report.py"]

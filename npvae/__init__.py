@@ -12,15 +12,16 @@ from .checkpoint import load, save
 from .cvae import CVAE
 from .errors import CheckpointError, DataError, NpvaeError
 from .estimator import VAEEstimator
+from .hvae import HVAE
 from .optim import SGD, Adam
 from .training import train
 from .vae import VAE, VAEConfig
 
 VAE._trainer = staticmethod(train)  # model.fit(x, ...) is train(model, x, ...); see VAE.fit
-CVAE._evaluate = evaluate  # cvae.log_likelihood and cvae.classify; see CVAE.classify
+VAE._evaluate = evaluate  # cvae.classify, hvae.log_likelihood, ...; see VAE._evaluate
 
 __version__ = "0.1.0"
 
 __all__ = ["VAE", "VAEConfig", "Adam", "SGD", "gradcheck", "NpvaeError", "DataError",
-           "CheckpointError", "train", "load", "save", "CVAE", "VAEEstimator", "Autoencoder",
+           "CheckpointError", "train", "load", "save", "CVAE", "VAEEstimator", "Autoencoder", "HVAE",
            "__version__"]

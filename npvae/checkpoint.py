@@ -36,15 +36,16 @@ import numpy as np
 
 from .autoencoder import Autoencoder
 from .cvae import CVAE, CVAEConfig
+from .hvae import HVAE, HVAEConfig
 from .errors import CheckpointError
-from .vae import VAE, VAEConfig, param_shapes
+from .vae import VAE, VAEConfig
 
 FORMAT_VERSION = 1
 FILENAME = "checkpoint.npz"  # the name used inside a run folder; ``resolve`` adds it to folders
 
 # The model classes a checkpoint may hold, by name, with their config classes.
 MODEL_CLASSES = {"VAE": (VAE, VAEConfig), "CVAE": (CVAE, CVAEConfig),
-                 "Autoencoder": (Autoencoder, VAEConfig)}
+                 "Autoencoder": (Autoencoder, VAEConfig), "HVAE": (HVAE, HVAEConfig)}
 
 # The bit generators a saved RNG state may name (rebuilt by name, so the set is closed).
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
@@ -349,7 +350,9 @@ def set_state(rng, state, path="the checkpoint"):
 def _check_shapes(path, arrays, cls, config):
     """The saved parameters must be those the config describes, checked before the model is
     built, so that a config asking for a huge model cannot make npvae allocate it."""
-    expected = param_shapes(config, getattr(config, "n_classes", 0), cls.encoder_heads)
+    expected = {}
+    for name, fan_in, fan_out, _ in cls.shapes_of(config):
+        expected[f"{name}.W"], expected[f"{name}.b"] = (fan_in, fan_out), (fan_out,)
     saved = {k[len("param/"):]: v.shape for k, v in arrays.items() if k.startswith("param/")}
     if saved != expected:
         wrong = sorted(k for k in expected.keys() | saved.keys()

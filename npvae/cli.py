@@ -53,7 +53,7 @@ TRAIN_DEFAULTS = {
     "latent_dim": DEFAULT_LATENT_DIM, "hidden": list(DEFAULT_HIDDEN_DIMS),
     "likelihood": "bernoulli", "activation": "relu", "binarize": None, "beta": 1.0,
     "warmup": 0.0, "objective": "elbo", "k": 1, "free_bits": 0.0, "seed": 0, "val": None,
-    "conditional": False, "textbook": False, "source": None, "sigma": 1.0,
+    "conditional": False, "textbook": False, "source": None, "sigma": 1.0, "latent_dims": None,
 }
 # "val": None is min(5,000, a tenth of the training examples); "source": None is "files" (the
 # data set's IDX files) or, when MNIST's training images are missing, "bundled" (see
@@ -61,7 +61,8 @@ TRAIN_DEFAULTS = {
 DEFAULT_VAL = 5000
 CHANGEABLE_ON_RESUME = ("epochs",)
 # Settings added after the first release, and what a run saved without them had.
-ADDED_SETTINGS = {"conditional": False, "textbook": False, "source": "files", "sigma": 1.0}
+ADDED_SETTINGS = {"conditional": False, "textbook": False, "source": "files", "sigma": 1.0,
+                  "latent_dims": None}
 TEST_BINARIZE_SEED = 0
 PLANT_NAMES = ("kl-half", "variance-as-std", "clamp-mask", "bias-sign", "kl-missing-1/B")  # the test set is binarized once, the same way for every run
 
@@ -111,6 +112,13 @@ def _train_settings(args):
     if "sigma" in given and given.get("likelihood", TRAIN_DEFAULTS["likelihood"]) != "gaussian":
         raise UsageError("--sigma is the fixed σ of --likelihood gaussian; add that flag (the "
                          "bernoulli likelihood has no σ, and gaussian-learned learns its own).")
+    if "latent_dims" in given and "latent_dim" in given:
+        raise UsageError("--latent-dims Z1 Z2 sets both latent layers of a hierarchical VAE; "
+                         "drop --latent-dim.")
+    if "latent_dims" in given and (given.get("conditional") or given.get("free_bits")
+                                   or given.get("objective", "elbo") != "elbo"):
+        raise UsageError("--latent-dims trains a hierarchical VAE, on the ELBO only: drop "
+                         "--conditional, --objective iwae and --free-bits.")
     if args.resume is None:
         settings = {**TRAIN_DEFAULTS, **given}
         if settings["binarize"] is None:
@@ -234,12 +242,16 @@ def _new_model(settings, run):
     seeded by --seed."""
     from .cvae import CVAE
     from .data import N_CLASSES
+    from .hvae import HVAE
     from .vae import VAE
 
     input_dim = run.x_train.shape[1]
     shape = (settings["hidden"], settings["latent_dim"], settings["likelihood"],
              settings["activation"])
     seed = np.random.default_rng(np.random.SeedSequence([settings["seed"], 0]))
+    if settings["latent_dims"]:
+        return HVAE(input_dim, settings["hidden"], tuple(settings["latent_dims"]), *shape[2:],
+                    sigma=settings["sigma"], seed=seed)
     if not settings["conditional"]:
         return VAE(input_dim, *shape, sigma=settings["sigma"], seed=seed)
     if run.y_train is None:
@@ -360,7 +372,8 @@ def cmd_evaluate(args):
     result = evaluate.evaluate(model, x, k=args.k, rng=np.random.default_rng(args.seed),
                                batch_size=args.batch_size, y=_labels_if(model, y))
     c = model.config
-    dims = "-".join(map(str, [c.input_dim, *c.hidden_dims, c.latent_dim]))
+    dims = "-".join(map(str, [c.input_dim, *c.hidden_dims, *getattr(
+        model, "latent_dims", (c.latent_dim,))]))
     epochs = len(meta.get("history") or [])
     kl = result["kl_per_dim"]
     rows = [
@@ -377,8 +390,23 @@ def cmd_evaluate(args):
                          f"(Var_x E[z|x] > {evaluate.ACTIVE_THRESHOLD})"),
         ("KL per dim", "  ".join(f"{v:.2f}" for v in kl)),
     ]
+    if hasattr(model, "latent_dims"):  # a hierarchical VAE: each layer on its own
+        rows[-2:] = _layer_rows(model, x, np.random.default_rng(args.seed))
     print("\n".join(f"{name:13s} {text}" for name, text in rows))
     return 0
+
+
+def _layer_rows(model, x, rng):
+    """The evaluate rows of an HVAE: each layer's share of the KL and its active units."""
+    from . import evaluate
+
+    kl1, kl2 = model.kl_per_layer(x[:1000], rng=rng)
+    active = [int((np.var(mu, axis=0) > evaluate.ACTIVE_THRESHOLD).sum())
+              for mu, _ in model.encode_layers(x[:1000])]
+    return [("KL per layer", f"z₁ {kl1:.2f}, z₂ {kl2:.2f} nats (z₁'s sampled: log q − log p)"),
+            ("active units", f"z₁ {active[0]} of {model.latent_dims[0]}, z₂ {active[1]} of "
+                             f"{model.latent_dims[1]}  (Var_x E[z|x] > "
+                             f"{evaluate.ACTIVE_THRESHOLD})")]
 
 
 def cmd_sample(args):
@@ -519,6 +547,9 @@ def build_parser():
                         f"for a linear VAE (default: {_show(d['hidden'])})")
     g.add_argument("--latent-dim", type=positive_int, metavar="Z",
                    help=f"(default: {d['latent_dim']})")
+    g.add_argument("--latent-dims", type=positive_int, nargs=2, metavar=("Z1", "Z2"),
+                   help="a hierarchical VAE (npvae.HVAE) with two latent layers, z₂ above z₁, "
+                        "instead of one of --latent-dim")
     g.add_argument("--likelihood", choices=LIKELIHOODS, help=f"(default: {d['likelihood']})")
     g.add_argument("--sigma", type=positive_float,
                    help="the fixed standard deviation σ of a gaussian likelihood; c = σ² "

@@ -154,10 +154,6 @@ class CVAE(VAE):
         z = self._prior_draws(len(labels), rng)  # (N, Z)
         return self._decode(z, self._cond(labels, len(labels)), draw, rng)
 
-    # npvae.evaluate imports the models, never the reverse: the package sets this to the
-    # npvae.evaluate module when it is imported (npvae/__init__.py), as VAE._trainer.
-    _evaluate = None
-
     def log_likelihood(self, x, y, k=1000, rng=None):
         """log p(x|y) per example, importance-weighted with k samples (nats): (N,) float64.
         See ``npvae.evaluate.log_likelihood``."""
@@ -177,6 +173,11 @@ class CVAE(VAE):
     def log_weights(self, x, y, eps, fused=False):
         """log w = log p(x|z,y) + log p(z) - log q(z|x,y) for each sample: (K, B)."""
         return self._log_weights(x, self._cond(y, np.shape(x)[0]), eps, fused)
+
+    def elbo_terms(self, x, y, eps, fused=False):
+        """-log p(x|z, y) and KL(q(z|x, y) ‖ N(0, I)) per example at one sample (``VAE``)."""
+        x, eps = self._inputs(x, eps, None, 1)
+        return self._elbo_terms(x, self._cond(y, len(x)), eps, fused)
 
     def nll(self, x, y, eps, fused=False):
         """-log p(x|z, y) at the samples z = mu + σ·eps, forward only: (B,) or (K, B)."""

@@ -90,10 +90,10 @@ def elbo(model, x, rng=None, batch_size=1000, y=None, fused=True):
     recon = kl = 0.0
     for _, index in minibatches(len(x), batch_size):
         xb, given = x[index], _given(y, index)  # (B, D)
-        eps = rng.standard_normal((len(xb), model.latent_dim), dtype=model.dtype)  # (B, Z)
-        recon += float(model.nll(xb, *given, eps, fused=fused).sum(dtype=np.float64))
-        mu, logvar = model.encode(xb, *given)
-        kl += float(distributions.kl_standard_normal(mu, logvar)[0].sum(dtype=np.float64))
+        eps = rng.standard_normal((len(xb), model.noise_dim), dtype=model.dtype)  # (B, Z)
+        nll_b, kl_b = model.elbo_terms(xb, *given, eps, fused=fused)  # (B,) each
+        recon += float(nll_b.sum(dtype=np.float64))
+        kl += float(kl_b.sum(dtype=np.float64))
     recon, kl = recon / len(x), kl / len(x)
     return {"elbo": -(recon + kl), "recon": recon, "kl": kl}
 
@@ -148,7 +148,7 @@ def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROW
         for _, samples in minibatches(k, max_rows):  # the k samples, at most max_rows at once
             # Example-major, as the stream is laid out: (B, K, Z) is the next B·K·Z normals.
             n_samples = samples.stop - samples.start
-            eps = rng.standard_normal((len(xb), n_samples, model.latent_dim),
+            eps = rng.standard_normal((len(xb), n_samples, model.noise_dim),
                                       dtype=model.dtype)  # (B, K, Z)
             eps = eps.transpose(1, 0, 2)  # (K, B, Z)
             log_w = (model.log_weights(xb, *given, eps, fused=fused) if proposal == "posterior"

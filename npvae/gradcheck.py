@@ -20,6 +20,7 @@ from . import distributions as dist
 from . import layers
 from .autoencoder import Autoencoder
 from .cvae import CVAE
+from .hvae import HVAE
 from .vae import VAE
 
 PRIMITIVE_TOL = 1e-7
@@ -278,6 +279,12 @@ def all_checks(seed=0):
                                          seed + 1, model_cls=Autoencoder)
         sections.append((f"Autoencoder: {likelihood}, {activation}, 1 hidden",
                          model_checks(model, x, eps)))
+    model = HVAE(6, hidden_dims=(5,), latent_dims=(3, 2), activation="tanh", dtype=np.float64,
+                 seed=seed)
+    x, _ = small_model_case({}, 1, seed)[1:]
+    eps = np.random.default_rng(seed).standard_normal((2, len(x), model.noise_dim))
+    sections.append(("HVAE: bernoulli, tanh, latents 3 and 2, K=2",
+                     model_checks(model, x, eps, beta=0.7)))
     model, x, eps = small_model_case(dict(n_classes=3, activation="tanh"), 2, seed, model_cls=CVAE)
     y = np.arange(len(x)) % 3  # (B,) labels
     sections.append((f"CVAE: bernoulli, tanh, 3 classes, K=2\n  branches: "

@@ -830,3 +830,16 @@ def estimator_curves(ks, results, context=""):
     ax.legend()
     ax.set_title(_title("Estimating log p(x): the prior against the posterior", context))
     return fig
+
+
+@_styled
+def samples_side_by_side(models, n=36, rng_seed=0, context=""):
+    """Decoded prior samples of each model of ``{name: model}``, side by side, from the same
+    seed (ancestral sampling for a hierarchical VAE)."""
+    fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 4.0))
+    for ax, (name, model) in zip(np.atleast_1d(axes), models.items()):
+        images = model.sample(n, rng=np.random.default_rng(rng_seed))
+        _show(ax, tile(np.clip(images, 0, 1), int(math.ceil(math.sqrt(n)))))
+        ax.set_title(name, fontsize=9)
+    fig.suptitle(_title("Samples from the prior", context))
+    return fig

@@ -154,14 +154,6 @@ def layer_shapes(config, cond_dim=0, heads=("mu", "logvar")):
     return shapes
 
 
-def param_shapes(config, cond_dim=0, heads=("mu", "logvar")):
-    """{name: shape} of every parameter the config describes: W (fan_in, fan_out), b (fan_out,)."""
-    shapes = {}
-    for name, fan_in, fan_out, _ in layer_shapes(config, cond_dim, heads):
-        shapes[f"{name}.W"], shapes[f"{name}.b"] = (fan_in, fan_out), (fan_out,)
-    return shapes
-
-
 class VAE:
     """A VAE with MLP encoder and decoder, trained by hand-written backpropagation.
 
@@ -208,7 +200,13 @@ class VAE:
     # ------------------------------------------------------------------------ parameters
 
     def _layer_shapes(self):
-        return layer_shapes(self.config, self.cond_dim, self.encoder_heads)
+        return self.shapes_of(self.config)
+
+    @classmethod
+    def shapes_of(cls, config):
+        """(name, fan_in, fan_out, activation) of every dense layer of a model with this
+        config, from the config alone (``layer_shapes``; checkpoints check files with it)."""
+        return layer_shapes(config, getattr(config, "n_classes", 0), cls.encoder_heads)
 
     def _init_params(self, rng):
         n_params = sum((fan_in + 1) * fan_out for _, fan_in, fan_out, _ in self._layer_shapes())
@@ -229,6 +227,11 @@ class VAE:
     @property
     def input_dim(self):
         return self.config.input_dim
+
+    @property
+    def noise_dim(self):
+        """The width of eps per sample: Z (a hierarchical VAE draws noise for each layer)."""
+        return self.config.latent_dim
 
     # ------------------------------------------------------------------------ forward pieces
 
@@ -263,10 +266,20 @@ class VAE:
     def _encode_forward(self, x, cond):
         """q(z|x): x : (B, D), cond : (B, C) or None  ->  mu, logvar : (B, Z), and the cache."""
         inputs = self._join(x, cond)  # (B, D + C)
-        h, trunk_caches = self._mlp_forward(inputs, "encoder")  # (B, H)
-        mu, mu_cache = self._dense("mu", h)  # (B, Z)
-        logvar_unclamped, logvar_cache = self._dense("logvar", h)  # (B, Z)
-        logvar, inside = clamp_forward(logvar_unclamped, LOGVAR_MIN, LOGVAR_MAX)  # (B, Z)
+        return self._gaussian_forward(inputs, "encoder", "mu", "logvar")
+
+    def _gaussian_forward(self, inputs, trunk, mu_name, logvar_name):
+        """A diagonal Gaussian computed by an MLP with two heads:
+
+            inputs ─► [dense ─► act] × n ─► h ─┬─► dense ─► mu
+                                               └─► dense ─► clamp ─► logvar
+
+        inputs : (N, ·)  ->  mu, logvar : (N, ·), and the cache. The VAE's encoder is one; a
+        hierarchical VAE has three (``npvae.hvae``)."""
+        h, trunk_caches = self._mlp_forward(inputs, trunk)  # (N, H)
+        mu, mu_cache = self._dense(mu_name, h)  # (N, Z)
+        logvar_unclamped, logvar_cache = self._dense(logvar_name, h)  # (N, Z)
+        logvar, inside = clamp_forward(logvar_unclamped, LOGVAR_MIN, LOGVAR_MAX)  # (N, Z)
         return mu, logvar, (trunk_caches, mu_cache, logvar_cache, inside)
 
     def _decode_forward(self, z, cond):
@@ -331,15 +344,27 @@ class VAE:
 
     def _encode_backward(self, dmu, dlogvar, cache, grads):
         """Heads ─► encoder trunk. dmu, dlogvar : (B, Z). ∂L/∂x is not needed, so not computed."""
+        self._gaussian_backward(dmu, dlogvar, cache, grads, "encoder", "mu", "logvar",
+                                need_dinput=False)
+
+    def _gaussian_backward(self, dmu, dlogvar, cache, grads, trunk, mu_name, logvar_name,
+                           need_dinput=True):
+        """Backward of ``_gaussian_forward``: dmu, dlogvar : (N, Z)  ->  d(inputs) (N, ·), or
+        None with ``need_dinput=False``. The logvar head passes its gradient through its clamp
+        (0 where it binds); the two heads meet at h, where their gradients add."""
         trunk_caches, mu_cache, logvar_cache, inside = cache
-        deep = bool(trunk_caches)
-        dlogvar_unclamped = clamp_backward(dlogvar, inside)  # (B, Z): 0 where the clamp binds
-        dh, grads["mu.W"], grads["mu.b"] = dense_backward(dmu, mu_cache, need_dx=deep)
-        dh_logvar, grads["logvar.W"], grads["logvar.b"] = dense_backward(
-            dlogvar_unclamped, logvar_cache, need_dx=deep)
-        if deep:
-            dh += dh_logvar  # h feeds both heads: their gradients add  (B, H)
-            self._mlp_backward(dh, "encoder", trunk_caches, grads, need_dinput=False)
+        need_dh = bool(trunk_caches) or need_dinput
+        dlogvar_unclamped = clamp_backward(dlogvar, inside)  # (N, Z): 0 where the clamp binds
+        dh, grads[f"{mu_name}.W"], grads[f"{mu_name}.b"] = dense_backward(
+            dmu, mu_cache, need_dx=need_dh)
+        dh_logvar, grads[f"{logvar_name}.W"], grads[f"{logvar_name}.b"] = dense_backward(
+            dlogvar_unclamped, logvar_cache, need_dx=need_dh)
+        if not need_dh:
+            return None
+        dh += dh_logvar  # h feeds both heads: their gradients add  (N, H)
+        if not trunk_caches:  # no hidden layer: h is the input
+            return dh
+        return self._mlp_backward(dh, trunk, trunk_caches, grads, need_dinput=need_dinput)
 
     def _ordered(self, grads):
         return {name: grads[name] for name in self.params}
@@ -492,7 +517,7 @@ class VAE:
         """Validate x (and eps), or draw eps ~ N(0, I) of shape (B, Z), or (k, B, Z) if k > 1."""
         x = checks.as_batch(x, self.input_dim, self.dtype,
                             unit_interval=self.config.likelihood == "bernoulli")
-        B, Z = x.shape[0], self.latent_dim
+        B, Z = x.shape[0], self.noise_dim
         if eps is None:
             k = checks.positive_int(k, "k")
             rng = self.rng if rng is None else checks.as_generator(rng, "rng")
@@ -562,9 +587,11 @@ class VAE:
 
     # ------------------------------------------------------------------------ training
 
-    # npvae.training imports the models, never the reverse. The package sets this to
-    # npvae.train when it is imported (npvae/__init__.py), so fit needs no upward import.
+    # npvae.training and npvae.evaluate import the models, never the reverse. The package sets
+    # these to npvae.train and the npvae.evaluate module when it is imported
+    # (npvae/__init__.py), so fit and log_likelihood need no upward import.
     _trainer = None
+    _evaluate = None
 
     def fit(self, x, **kwargs):
         """Train in place by ``npvae.train(self, x, **kwargs)``; returns the history."""
@@ -586,7 +613,7 @@ class VAE:
     def _log_weights(self, x, cond, eps, fused):
         x = checks.as_batch(x, self.input_dim, self.dtype,
                             unit_interval=self.config.likelihood == "bernoulli")
-        eps = checks.as_eps(eps, x.shape[0], self.latent_dim, self.dtype)
+        eps = checks.as_eps(eps, x.shape[0], self.noise_dim, self.dtype)
         fwd = self._forward(x, cond, eps, need_grad=False, fused=fused)
         log_pz = standard_normal_log_density(fwd.z)[0]
         log_qz = gaussian_log_density(fwd.z, fwd.mu, fwd.logvar)[0]
@@ -606,6 +633,17 @@ class VAE:
         heads, _ = self._decode_forward(z_rows, cond_rows)  # each (K·B, D)
         heads = tuple(a.reshape(*z.shape[:-1], -1) for a in heads)  # (K, B, D)
         return -self._nll(heads, x, need_grad=False, fused=fused)[0]
+
+    def elbo_terms(self, x, eps, fused=False):
+        """Per example, forward only, at one sample z = mu + σ·eps: the reconstruction term
+        -log p(x|z) and the KL term KL(q(z|x) ‖ N(0, I)), (B,) each (``evaluate.elbo``).
+        x : (B, D), eps : (B, Z)."""
+        x, eps = self._inputs(x, eps, None, 1)
+        return self._elbo_terms(x, None, eps, fused)
+
+    def _elbo_terms(self, x, cond, eps, fused):
+        fwd = self._forward(x, cond, eps, need_grad=False, fused=fused)
+        return fwd.nll, kl_standard_normal(fwd.mu, fwd.logvar)[0]
 
     def nll(self, x, eps, fused=False):
         """-log p(x|z) at the samples z = mu + σ·eps, forward only: (B,) or (K, B).

@@ -79,3 +79,14 @@ def test_estimators_demo(fake_dataset, tmp_path, capsys):
     assert prior.shape == posterior.shape == (2, 2)
     assert posterior.mean() > prior.mean()  # sampling the posterior finds the mass
     _assert_pngs(tmp_path, ["estimators.png"])
+
+
+def test_hierarchy_demo(fake_dataset, tmp_path, capsys):
+    results = _demo("hierarchy").main([*TINY, "--epochs", "2", "--seconds", "100", "--latent",
+                                       "4", "--top", "2", "--k", "5", "--n-ll", "20",
+                                       "--out", str(tmp_path)])
+    runs = [r for name, r in results.items() if name != "layers"]
+    assert len(runs) == 2 and all(r["epochs"] == 2 and np.isfinite(r["log_px"]) for r in runs)
+    assert len(results["layers"]["active"]) == 2
+    assert "HVAE layers: KL" in capsys.readouterr().out
+    _assert_pngs(tmp_path, ["hierarchy.png"])

@@ -14,8 +14,6 @@ VAE's; the encoder has one head, ``code``, instead of ``mu`` and ``logvar``.
 Symbols: B batch, D data, H hidden, Z code size.
 """
 
-import numpy as np
-
 from . import checks
 from .layers import dense_backward
 from .vae import VAE

@@ -365,7 +365,6 @@ def cmd_evaluate(args):
 
     model, meta = _load(args.checkpoint)
     run = meta.get("args") or {}
-    dataset = args.dataset or meta.get("dataset") or "mnist"
     binarize = run.get("binarize", "none") if args.binarize is None else args.binarize
     origin, (x, y) = _run_test_data(args, meta)
     x, y = _test_data(x, y, binarize, args.n)

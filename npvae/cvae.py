@@ -84,6 +84,7 @@ class CVAE(VAE):
     """
 
     conditional = True
+    config_class = CVAEConfig
 
     def __init__(self, input_dim, n_classes, hidden_dims=DEFAULT_HIDDEN_DIMS,
                  latent_dim=DEFAULT_LATENT_DIM, likelihood="bernoulli", activation="relu",
@@ -92,17 +93,8 @@ class CVAE(VAE):
         super().__init__(input_dim, hidden_dims, latent_dim, likelihood, activation, sigma,
                          dtype, seed)
 
-    def _make_config(self, input_dim, hidden_dims, latent_dim, likelihood, activation, sigma,
-                     dtype):
-        return CVAEConfig(input_dim, hidden_dims, latent_dim, likelihood, activation,
-                          float(sigma), np.dtype(dtype).name, n_classes=self.n_classes)
-
-    @classmethod
-    def from_config(cls, config, seed=None):
-        """Build a model from a CVAEConfig or its dict."""
-        if not isinstance(config, CVAEConfig):
-            config = CVAEConfig(**config)
-        return super().from_config(config, seed)
+    def _config_extras(self):
+        return {"n_classes": self.n_classes}
 
     def _cond(self, y, batch_size=None):
         """The condition input onehot(y), (B, C), from labels y : (B,)."""

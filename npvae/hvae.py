@@ -66,18 +66,18 @@ class HVAE(VAE):
                  seed=None):
         if isinstance(latent_dims, (numbers.Number, str)) or len(latent_dims) != 2:
             raise ValueError(f"latent_dims must be (Z₁, Z₂), two sizes, got {latent_dims!r}.")
-        self._top = latent_dims[1]  # read by _make_config
+        self._top = latent_dims[1]  # Z₂, read by _config_extras
         super().__init__(input_dim, hidden_dims, latent_dims[0], likelihood, activation, sigma,
                          dtype, seed)
 
-    def _make_config(self, input_dim, hidden_dims, latent_dim, likelihood, activation, sigma,
-                     dtype):
-        return HVAEConfig(input_dim, hidden_dims, latent_dim, likelihood, activation,
-                          float(sigma), np.dtype(dtype).name, top_latent_dim=self._top)
+    config_class = HVAEConfig
+
+    def _config_extras(self):
+        return {"top_latent_dim": self._top}
 
     @classmethod
     def from_config(cls, config, seed=None):
-        """Build a model from an HVAEConfig or its dict."""
+        """Build a model from an HVAEConfig or its dict (its two sizes as ``latent_dims``)."""
         if not isinstance(config, HVAEConfig):
             config = HVAEConfig(**config)
         kwargs = dataclasses.asdict(config)

@@ -172,6 +172,7 @@ class VAE:
         draws eps when none is given.
     """
 
+    config_class = VAEConfig  # a subclass with more fields names its own
     conditional = False  # a CVAE takes labels y beside x
     cond_dim = 0  # C, the width of the condition joined to x and to z
     encoder_heads = ("mu", "logvar")  # the encoder's output layers (an autoencoder has one)
@@ -179,22 +180,23 @@ class VAE:
     def __init__(self, input_dim, hidden_dims=DEFAULT_HIDDEN_DIMS, latent_dim=DEFAULT_LATENT_DIM,
                  likelihood="bernoulli", activation="relu", sigma=1.0, dtype=np.float32,
                  seed=None):
-        self.config = self._make_config(input_dim, hidden_dims, latent_dim, likelihood,
-                                        activation, sigma, dtype)
+        self.config = self.config_class(input_dim, hidden_dims, latent_dim, likelihood,
+                                        activation, float(sigma), np.dtype(dtype).name,
+                                        **self._config_extras())
         self.dtype = np.dtype(self.config.dtype)
         self.rng = checks.as_generator(seed, "seed")
         self._act_forward, self._act_backward = ACTIVATIONS[activation]
         self.params = self._init_params(self.rng)
 
-    def _make_config(self, input_dim, hidden_dims, latent_dim, likelihood, activation, sigma, dtype):
-        return VAEConfig(input_dim, hidden_dims, latent_dim, likelihood, activation,
-                         float(sigma), np.dtype(dtype).name)
+    def _config_extras(self):
+        """The fields a subclass's config adds to VAEConfig (a CVAE's n_classes, ...)."""
+        return {}
 
     @classmethod
     def from_config(cls, config, seed=None):
-        """Build a model from a VAEConfig or its dict."""
-        if not isinstance(config, VAEConfig):
-            config = VAEConfig(**config)
+        """Build a model from its config (``config_class``) or that config's dict."""
+        if not isinstance(config, cls.config_class):
+            config = cls.config_class(**config)
         return cls(**dataclasses.asdict(config), seed=seed)
 
     # ------------------------------------------------------------------------ parameters

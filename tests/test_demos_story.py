@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_demos_beyond import _assert_pngs, _demo, fake_dataset  # noqa: E402,F401
+from test_demos_beyond import _assert_pngs, _demo, fake_dataset  # noqa: E402,F401,F811
 
 TINY = ["--dataset", "fashion-mnist", "--epochs", "1", "--hidden", "16", "--batch-size", "50"]
 

@@ -241,11 +241,6 @@ class HVAE(VAE):
         z1 = mu_p + np.exp(0.5 * logvar_p) * rng.standard_normal(mu_p.shape, dtype=self.dtype)
         return self._decode(z1, None, draw, rng)
 
-    def log_likelihood(self, x, k=1000, rng=None):
-        """log p(x) per example, importance-weighted with k samples of (z₁, z₂) (nats), (B,):
-        ``npvae.evaluate.log_likelihood`` with this model's weights (``_log_weights``)."""
-        return self._evaluate.log_likelihood(self, x, k=k, rng=rng)
-
     def _elbo_terms(self, x, cond, eps, fused):
         """Per example, forward only: NLL(x|z₁) and the sampled KL term of both layers,
         log q(z₁|x) − log p(z₁|z₂) + KL(q(z₂|z₁) ‖ N(0, I)), at one sample: (B,) each."""

@@ -599,6 +599,11 @@ class VAE:
         """Train in place by ``npvae.train(self, x, **kwargs)``; returns the history."""
         return self._trainer(self, x, **kwargs)
 
+    def log_likelihood(self, x, k=1000, rng=None):
+        """log p(x) per example, importance-weighted with k samples (nats), (N,) float64:
+        ``npvae.evaluate.log_likelihood(self, x, k=k, rng=rng)``, which chunks the work."""
+        return self._evaluate.log_likelihood(self, x, k=k, rng=rng)
+
     def _prior_draws(self, n, rng):
         self._check_rows_fit(n)
         rng = self.rng if rng is None else checks.as_generator(rng, "rng")

@@ -230,3 +230,10 @@ def test_the_prior_sampling_estimator_is_unbiased_for_p_x_and_far_noisier():
     np.testing.assert_allclose(iwae[0], exact, atol=1e-9)
     with pytest.raises(ValueError, match="proposal must be"):
         evaluate.log_likelihood(model, x, k=2, proposal="uniform")
+
+
+def test_the_model_method_is_the_evaluation_function():
+    model = VAE(6, hidden_dims=(4,), latent_dim=2, seed=0)
+    x = np.full((3, 6), 0.5, np.float32)
+    np.testing.assert_array_equal(model.log_likelihood(x, k=20, rng=np.random.default_rng(1)),
+                                  ev.log_likelihood(model, x, k=20, rng=np.random.default_rng(1)))

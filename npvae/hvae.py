@@ -108,7 +108,8 @@ class HVAE(VAE):
     # ------------------------------------------------------------------------ forward
 
     def _hierarchy_forward(self, x, eps, need_grad=True, fused=False):
-        """Everything the loss and its backward need, from x (B, D) and eps (K, B, Z₁ + Z₂)."""
+        """Everything the loss and its backward need, from x (B, D) and eps (K, B, Z₁ + Z₂),
+        always with the K axis (K = 1 for one sample)."""
         Z1 = self.config.latent_dim
         mu1, logvar1, q1_cache = self._encode_forward(x, None)  # q(z₁|x): (B, Z₁) each
         z1, sampler1 = reparameterize_forward(mu1, logvar1, eps[..., :Z1])  # (K, B, Z₁)
@@ -119,7 +120,7 @@ class HVAE(VAE):
         mu_p, logvar_p, p1_cache = self._gaussian_forward(z2, "prior", "prior_mu",
                                                           "prior_logvar")  # (K·B, Z₁) each
         heads, decoder_cache = self._decode_forward(z1_rows, None)  # each (K·B, D)
-        x_rows = np.broadcast_to(x, (len(z1) if z1.ndim == 3 else 1, *x.shape))
+        x_rows = np.broadcast_to(x, (len(z1), *x.shape))  # (K, B, D): x for every sample
         nll, dnll = self._nll(heads, x_rows.reshape(len(z1_rows), -1), need_grad, fused)
         return dict(mu1=mu1, logvar1=logvar1, z1=z1, z1_rows=z1_rows, mu2=mu2, logvar2=logvar2,
                     z2=z2, mu_p=mu_p, logvar_p=logvar_p, nll=nll, dnll=dnll, q1=q1_cache,
@@ -129,7 +130,7 @@ class HVAE(VAE):
     def _terms(self, f):
         """Per sample (K·B,): log q(z₁|x), log p(z₁|z₂) and KL(q(z₂|z₁) ‖ N(0, I)), with
         the gradients of each with respect to what it reads."""
-        K = f["z1"].shape[0] if f["z1"].ndim == 3 else 1
+        K = f["z1"].shape[0]  # z₁ is always (K, B, Z₁) here
         mu1 = np.broadcast_to(f["mu1"], (K, *f["mu1"].shape)).reshape(f["z1_rows"].shape)
         logvar1 = np.broadcast_to(f["logvar1"], (K, *f["logvar1"].shape)).reshape(mu1.shape)
         log_q1 = gaussian_log_density(f["z1_rows"], mu1, logvar1)  # value, dz, dmu, dlogvar
@@ -192,7 +193,7 @@ class HVAE(VAE):
         # 6. +log q(z₁|x): ∂/∂z₁ = −(z₁ − mu₁) e^−logvar₁, and directly (z₁ held) ∂/∂mu₁,
         #    ∂/∂logvar₁ (summed over the K samples below).
         dz1 += kl_scale * log_q1[1]
-        shape = f["z1"].shape if f["z1"].ndim == 3 else (1, *f["z1"].shape)  # (K, B, Z₁)
+        shape = f["z1"].shape  # (K, B, Z₁)
         dmu1_direct = (kl_scale * log_q1[2]).reshape(shape).sum(axis=0)  # (B, Z₁)
         dlogvar1_direct = (kl_scale * log_q1[3]).reshape(shape).sum(axis=0)
         # 7. z₁ = mu₁ + σ₁ · eps₁: Σ_K over the samples, then the encoder of q(z₁|x).

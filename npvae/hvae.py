@@ -250,6 +250,9 @@ class HVAE(VAE):
         return f["nll"], log_q1[0] - log_p1[0] + kl2[0]
 
     def kl_per_layer(self, x, rng=None):
-        """Mean over x of each layer's KL term (nats): (kl1, kl2), as in the loss's stats."""
-        _, _, stats = self.loss_and_grads(x, rng=rng)
-        return stats["kl1"], stats["kl2"]
+        """Mean over x of each layer's KL term (nats), forward only, one sample per example:
+        (kl1, kl2), as in the loss's stats."""
+        x, eps = self._inputs(x, None, rng, 1)
+        f = self._hierarchy_forward(x, eps[None], need_grad=False)
+        log_q1, log_p1, kl2 = self._terms(f)
+        return float((log_q1[0] - log_p1[0]).mean()), float(kl2[0].mean())

@@ -321,13 +321,19 @@ class VAE:
         """The forward from q(z|x) = N(mu, diag e^logvar) on: the samples z, the decoder heads
         on them, and the NLL. mu, logvar : (B, Z), the encoder's or any other q's."""
         z, sampler_cache = reparameterize_forward(mu, logvar, eps)  # (K, B, Z) or (B, Z)
+        nll, dnll_dheads, decoder_cache = self._decode_nll(x, cond, z, need_grad, fused)
+        return Forward(mu, logvar, z, nll, dnll_dheads, encoder_cache, sampler_cache,
+                       decoder_cache)
+
+    def _decode_nll(self, x, cond, z, need_grad=True, fused=False):
+        """-log p(x|z) at samples z (K, B, Z) or (B, Z), its gradient with respect to each
+        decoder head, and the decoder's cache: (K, B) or (B,), heads each (K, B, D) or (B, D)."""
         z_rows = z.reshape(-1, self.latent_dim)  # (K·B, Z): row k·B + b is sample k of x_b
         cond_rows = None if cond is None else np.tile(cond, (len(z_rows) // len(cond), 1))
         heads, decoder_cache = self._decode_forward(z_rows, cond_rows)  # each (K·B, D)
         heads = tuple(a.reshape(*z.shape[:-1], -1) for a in heads)  # (K, B, D) or (B, D)
         nll, dnll_dheads = self._nll(heads, x, need_grad, fused)  # (K, B) or (B,): x broadcasts
-        return Forward(mu, logvar, z, nll, dnll_dheads, encoder_cache, sampler_cache,
-                       decoder_cache)
+        return nll, dnll_dheads, decoder_cache
 
     # ------------------------------------------------------------------------ backward pieces
 
@@ -635,11 +641,7 @@ class VAE:
         x = checks.as_batch(x, self.input_dim, self.dtype,
                             unit_interval=self.config.likelihood == "bernoulli")
         z = checks.as_eps(z, x.shape[0], self.latent_dim, self.dtype)  # (K, B, Z)
-        z_rows = z.reshape(-1, self.latent_dim)  # (K·B, Z)
-        cond_rows = None if cond is None else np.tile(cond, (len(z_rows) // len(cond), 1))
-        heads, _ = self._decode_forward(z_rows, cond_rows)  # each (K·B, D)
-        heads = tuple(a.reshape(*z.shape[:-1], -1) for a in heads)  # (K, B, D)
-        return -self._nll(heads, x, need_grad=False, fused=fused)[0]
+        return -self._decode_nll(x, cond, z, need_grad=False, fused=fused)[0]  # (K, B)
 
     def elbo_terms(self, x, eps, fused=False):
         """Per example, forward only, at one sample z = mu + σ·eps: the reconstruction term

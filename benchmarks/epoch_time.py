@@ -38,8 +38,8 @@ import time
 import numpy as np
 
 import npvae
-from npvae import data
-from npvae.batching import minibatches
+from npvae.run import data
+from npvae.core.batching import minibatches
 
 N_EXAMPLES = 60_000
 D = 784

@@ -4,7 +4,7 @@
     python benchmarks/iwae_time.py --n 200        # 200 images, extrapolated to 10,000
     python benchmarks/iwae_time.py --checkpoint runs/mnist/checkpoint.npz
 
-It times ``npvae.evaluate.log_likelihood(model, x, k)`` on the MNIST test split (else
+It times ``npvae.study.evaluate.log_likelihood(model, x, k)`` on the MNIST test split (else
 Fashion-MNIST test, else random binary pixels) with the standard model (784-400-20, Bernoulli,
 float32), untrained unless a checkpoint is given: the work does not depend on the weights.
 It also times the matmul-only twin: the products of the same chunks, with the same shapes
@@ -23,7 +23,8 @@ import numpy as np
 
 import npvae
 from epoch_time import cpu_seconds, peak_rss_mb  # benchmarks/ is on sys.path when run as a script
-from npvae import data, evaluate
+from npvae.run import data
+from npvae.study import evaluate
 
 N_TEST, K = 10_000, 5000
 

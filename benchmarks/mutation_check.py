@@ -38,19 +38,19 @@ ROOT = Path(__file__).resolve().parents[1]
 # file -> the functions (or Class.method) whose bodies are mutated: every backward, every
 # terminal node that returns a gradient, the model's backward, the optimizers' updates.
 TARGETS = {
-    "npvae/layers.py": ["dense_backward", "identity_backward", "relu_backward",
+    "npvae/core/layers.py": ["dense_backward", "identity_backward", "relu_backward",
                         "leaky_relu_backward", "tanh_backward", "sigmoid_backward",
                         "softplus_backward", "clamp_backward"],
-    "npvae/distributions.py": ["bernoulli_nll", "bernoulli_nll_fused", "gaussian_nll",
+    "npvae/core/distributions.py": ["bernoulli_nll", "bernoulli_nll_fused", "gaussian_nll",
                                "gaussian_nll_learned", "kl_standard_normal", "free_bits_kl",
                                "gaussian_log_density", "standard_normal_log_density",
                                "reparameterize_backward"],
-    "npvae/vae.py": ["VAE._mlp_backward", "VAE._decode_backward", "VAE._gaussian_backward",
+    "npvae/core/vae.py": ["VAE._mlp_backward", "VAE._decode_backward", "VAE._gaussian_backward",
                      "VAE._elbo_loss_and_grads", "VAE._elbo_given_q",
                      "VAE._iwae_loss_and_grads"],
-    "npvae/autoencoder.py": ["Autoencoder.loss_and_grads"],
-    "npvae/hvae.py": ["HVAE.loss_and_grads", "HVAE._terms", "HVAE._hierarchy_backward"],
-    "npvae/optim.py": ["SGD.step", "Adam.step", "Adam._step_fused"],
+    "npvae/models/autoencoder.py": ["Autoencoder.loss_and_grads"],
+    "npvae/models/hvae.py": ["HVAE.loss_and_grads", "HVAE._terms", "HVAE._hierarchy_backward"],
+    "npvae/core/optim.py": ["SGD.step", "Adam.step", "Adam._step_fused"],
 }
 
 # Fast, decisive tests first: pytest -x stops at the first failure.
@@ -63,20 +63,20 @@ TESTS = ["tests/test_gradients.py", "tests/test_autoencoder.py", "tests/test_hva
 # (file, function, original line, column, what changed) -> why the mutant computes the same
 # numbers as the original for every input the code receives.
 EQUIVALENT = {
-    ("npvae/distributions.py", "bernoulli_nll_fused",
+    ("npvae/core/distributions.py", "bernoulli_nll_fused",
      "probs = np.maximum(e, logits >= 0) / u", 26, ">= -> >"):
         "at logits = 0, e = exp(0) = 1, so max(e, 1) = max(e, 0) = 1: both give sigmoid(0)",
-    ("npvae/distributions.py", "free_bits_kl",
+    ("npvae/core/distributions.py", "free_bits_kl",
      "return float(np.maximum(kl_dim, floor).sum()), kl_dim > floor", 51, "> -> >="):
         "differs only where a dimension's KL equals the floor exactly, where max(λ, KL) has a "
         "kink and both one-sided derivatives (0 and 1) are valid subgradients",
-    ("npvae/vae.py", "VAE._mlp_backward",
+    ("npvae/core/vae.py", "VAE._mlp_backward",
      "dh, dense_cache, need_dx=need_dinput or i > 0)", 56, "> -> >="):
         "computes the first layer's ∂L/∂x, which is then discarded: the same gradients, slower",
-    ("npvae/vae.py", "VAE._elbo_given_q",
+    ("npvae/core/vae.py", "VAE._elbo_given_q",
      "dheads = [(d * scale).reshape(-1, d.shape[-1]) for d in fwd.dnll_dheads]", 39, "1 -> 2"):
         "reshape(-2, D): NumPy reads any negative size as 'infer this one', like -1",
-    ("npvae/vae.py", "VAE._iwae_loss_and_grads",
+    ("npvae/core/vae.py", "VAE._iwae_loss_and_grads",
      "dheads = [(d * weight).reshape(-1, d.shape[-1]) for d in fwd.dnll_dheads]", 40,
      "1 -> 2"):
         "reshape(-2, D): NumPy reads any negative size as 'infer this one', like -1",

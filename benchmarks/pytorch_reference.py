@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 import npvae
-from npvae.data import load_dataset, train_val_split
+from npvae.run.data import load_dataset, train_val_split
 
 
 def npvae_run(x_train, x_test, epochs, seed):

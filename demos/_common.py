@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 import npvae
-from npvae import data, plots
-from npvae.vae import DEFAULT_HIDDEN_DIMS, DEFAULT_LATENT_DIM
+from npvae.run import data
+from npvae.run import plots
+from npvae.core.vae import DEFAULT_HIDDEN_DIMS, DEFAULT_LATENT_DIM
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,7 +74,7 @@ def _subset(x, y, n, rng):
 
 def load(args, rng):
     """Load the train and test data that ``args`` ask for (see ``parser``): a
-    ``npvae.data.RunData``. The rest of the demo's random choices are drawn from ``rng``."""
+    ``npvae.run.data.RunData``. The rest of the demo's random choices are drawn from ``rng``."""
     source = "test-split" if args.test_split_only else "files"
     try:
         d = data.load_run_data(args.dataset, args.data_dir, source,
@@ -144,7 +145,7 @@ def start(parser, argv):
     -------
     args : the parsed flags.
     rng : Generator seeded by --seed, for all the training randomness.
-    d : npvae.data.RunData, the images and labels as loaded.
+    d : npvae.run.data.RunData, the images and labels as loaded.
     (x_train, x_val, x_test) : as ``split`` makes them, binarized as the demo's --binarize
         flag says ("dynamic" if it has none; "none" for grey pixels).
     """

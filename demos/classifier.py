@@ -8,7 +8,7 @@ A CVAE models p(x|y) for each class y. Bayes' rule turns it into a classifier,
     p(y|x) = p(x|y) p(y) / Σ_y' p(x|y') p(y'),
 
 so the demo estimates log p(x|y) for every class by importance sampling (k samples each,
-``npvae.evaluate.class_log_likelihoods``), adds log p(y) from the training labels' frequencies,
+``npvae.study.evaluate.class_log_likelihoods``), adds log p(y) from the training labels' frequencies,
 and predicts the argmax (``CVAE.classify``). Nothing in training saw a classification loss.
 
 It prints the accuracy on the held-out test images and writes classifier_confusion.png.
@@ -20,7 +20,7 @@ import numpy as np
 
 import _common
 import npvae
-from npvae import plots
+from npvae.run import plots
 
 
 def build_parser():
@@ -39,7 +39,7 @@ def main(argv=None):
                   y_val=y_val.astype(np.int64))
     prior = np.bincount(y_train, minlength=10) / len(y_train)  # p(y) from the training labels
     n = min(args.n_classify, len(x_test))
-    labels, _ = model.classify(x_test[:n], k=args.k, rng=np.random.default_rng([args.seed, 5]),
+    labels, _ = npvae.evaluate.classify(model, x_test[:n], k=args.k, rng=np.random.default_rng([args.seed, 5]),
                                prior=prior)
     truth = d.y_test[:n].astype(np.int64)
     accuracy = float((labels == truth).mean())

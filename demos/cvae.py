@@ -25,8 +25,10 @@ import sys
 import numpy as np
 
 import _common
-from npvae import data, evaluate, plots
-from npvae.cvae import CVAE
+from npvae.run import data
+from npvae.study import evaluate
+from npvae.run import plots
+from npvae.models.cvae import CVAE
 
 
 def build_parser():

@@ -27,7 +27,7 @@ import sys
 import numpy as np
 
 import _common
-from npvae import plots
+from npvae.run import plots
 
 
 def build_parser():

@@ -8,7 +8,7 @@ average rests on a few lucky draws: its log is far too low unless k is astronomi
 Drawing z from the encoder's q(z|x) instead and weighting by p(x|z) p(z) / q(z|x) (the IWAE
 estimate) puts the samples where p(x|z) is large. The demo trains the standard VAE, then
 estimates log p(x) of the same test images both ways for growing k, repeated with fresh
-samples, and prints the mean and the spread over the repeats (``npvae.evaluate.log_likelihood``
+samples, and prints the mean and the spread over the repeats (``npvae.study.evaluate.log_likelihood``
 with ``proposal="prior"`` or ``"posterior"``). Writes estimators.png to --out.
 """
 
@@ -17,7 +17,8 @@ import sys
 import numpy as np
 
 import _common
-from npvae import evaluate, plots
+from npvae.study import evaluate
+from npvae.run import plots
 
 
 def build_parser():

@@ -18,7 +18,8 @@ import numpy as np
 
 import _common
 import npvae
-from npvae import evaluate, plots
+from npvae.study import evaluate
+from npvae.run import plots
 
 
 def build_parser():

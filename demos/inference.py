@@ -3,19 +3,19 @@
     python demos/inference.py                       # MNIST for part 3 (bundled split offline)
 
 1. **log p(x) = ELBO + KL(q(z|x) ‖ p(z|x)), exactly.** A linear-Gaussian VAE (D = 10, Z = 2,
-   synthetic data) has all three terms in closed form (``npvae.ppca.elbo_identity``). Its decoder
+   synthetic data) has all three terms in closed form (``npvae.study.ppca.elbo_identity``). Its decoder
    θ is set to the maximum-likelihood PPCA fit and frozen; the encoder φ starts from random
    weights and is trained alone, by Adam on the ELBO. log p(x) does not depend on φ, so every
    nat the ELBO gains is a nat the KL to the true posterior loses: maximising the ELBO over φ
    is minimising that KL.
 2. **EM, and the VAE as amortised variational EM.** The same data fitted three ways: PPCA in
-   closed form; EM (``npvae.ppca.em_ppca``: the E-step is the exact posterior, the M-step is
+   closed form; EM (``npvae.study.ppca.em_ppca``: the E-step is the exact posterior, the M-step is
    closed form); and the linear VAE trained by Adam on the ELBO, which replaces the E-step by an
    encoder that predicts q(z|x) for every x at once. The exact log-likelihood of each, per
    iteration or epoch.
 3. **Amortisation, and the true posterior of a non-linear decoder.** A 784-400-2 VAE on MNIST:
    for 200 test images, the ELBO of the encoder's q, of the best diagonal Gaussian found for
-   each image alone (``npvae.inference.optimize_q``), and the IWAE log p(x): the amortisation
+   each image alone (``npvae.study.inference.optimize_q``), and the IWAE log p(x): the amortisation
    gap and the approximation gap. For a few test images, p(z|x) ∝ p(x|z) p(z) evaluated on a
    grid and normalised, with the encoder's q(z|x) drawn over it (its 1σ and 2σ ellipses).
 
@@ -28,7 +28,9 @@ import numpy as np
 
 import _common
 import npvae
-from npvae import inference, plots, ppca
+from npvae.study import inference
+from npvae.run import plots
+from npvae.study import ppca
 
 
 def build_parser():

@@ -29,7 +29,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import _common
-from npvae import evaluate, plots
+from npvae.study import evaluate
+from npvae.run import plots
 from npvae import train
 
 

@@ -17,7 +17,8 @@ import sys
 import numpy as np
 
 import _common
-from npvae import evaluate, plots
+from npvae.study import evaluate
+from npvae.run import plots
 
 
 def build_parser():

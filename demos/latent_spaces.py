@@ -25,7 +25,9 @@ import sys
 import numpy as np
 
 import _common
-from npvae import VAE, evaluate, plots
+from npvae import VAE
+from npvae.study import evaluate
+from npvae.run import plots
 
 
 class Autoencoder(VAE):

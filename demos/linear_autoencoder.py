@@ -24,7 +24,8 @@ import numpy as np
 
 import _common
 import npvae
-from npvae import plots, ppca
+from npvae.run import plots
+from npvae.study import ppca
 
 
 def build_parser():

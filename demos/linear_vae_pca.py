@@ -34,7 +34,10 @@ import numpy as np
 
 import _common
 import npvae
-from npvae import VAE, Adam, evaluate, plots, ppca
+from npvae import VAE, Adam
+from npvae.study import evaluate
+from npvae.run import plots
+from npvae.study import ppca
 
 
 # Defaults per --source, for the flags left unset. Pixels need a smaller step and more of them:

@@ -30,7 +30,8 @@ import time
 import numpy as np
 
 import _common
-from npvae import evaluate, plots
+from npvae.study import evaluate
+from npvae.run import plots
 
 
 def build_parser():

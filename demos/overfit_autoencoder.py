@@ -24,7 +24,8 @@ import numpy as np
 
 import _common
 import npvae
-from npvae import plots, regularity
+from npvae.run import plots
+from npvae.study import regularity
 
 
 def build_parser():

@@ -9,7 +9,7 @@ every layer they share, the same data and the same batches: a plain autoencoder
 each in the same four views: the codes of the test images, decoded draws from N(0, I), a decoded
 grid over the box the codes occupy, and straight paths between the codes of test images.
 
-It prints the two properties the KL term buys, measured (``npvae.regularity``):
+It prints the two properties the KL term buys, measured (``npvae.study.regularity``):
 - completeness: the mean distance from decoded prior draws, and from the decoded grid, to the
   nearest training image (pixel space; lower means the decoded points look like data);
 - continuity: the unevenness of the interpolation paths, the largest pixel change of a step
@@ -26,9 +26,11 @@ import numpy as np
 
 import _common
 import npvae
-from npvae import data, plots, regularity
-from npvae.batching import minibatches
-from npvae.training import train_step
+from npvae.run import data
+from npvae.run import plots
+from npvae.study import regularity
+from npvae.core.batching import minibatches
+from npvae.run.training import train_step
 
 
 def build_parser():

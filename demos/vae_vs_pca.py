@@ -10,7 +10,7 @@ inverse_transform) learns both maps as neural networks: z = E[z|x] = mu(x), and 
 p(x|z). With the same code size Z it can bend its code around the data, so its classes separate
 better in 2-D and its reconstructions are sharper.
 
-PCA's directions come from npvae.ppca.fit_ppca: W = U_Z (Λ_Z - σ² I)^{1/2}, so U_Z is W with its
+PCA's directions come from npvae.study.ppca.fit_ppca: W = U_Z (Λ_Z - σ² I)^{1/2}, so U_Z is W with its
 columns scaled to unit length.
 
 It writes to --out:
@@ -25,9 +25,9 @@ import time
 import numpy as np
 
 import _common
-from npvae import plots
-from npvae.estimator import VAEEstimator
-from npvae.ppca import fit_ppca
+from npvae.run import plots
+from npvae.run.estimator import VAEEstimator
+from npvae.study.ppca import fit_ppca
 
 
 def build_parser():

@@ -4,24 +4,37 @@
     opt = npvae.Adam(model.params, lr=1e-3)
     loss, grads, stats = model.loss_and_grads(x_batch)
     opt.step(grads)
+
+The folders are the layers, each importing only from those above it in this list:
+
+    core/     the math a reader opens first: layers, distributions, the VAE and its loss,
+              the optimizers, input checks. Imports nothing but NumPy.
+    models/   models built on the core: the conditional VAE, the hierarchical VAE, the
+              plain autoencoder.
+    study/    what the source texts claim, measured: evaluation (log p(x), the KL per
+              dimension), PPCA and EM, amortised inference, regularity.
+    verify/   the checks a reader runs: finite differences, objective checks, planted bugs.
+    run/      the machinery: data, training loop, checkpoints and runs, plots, the CLI, the
+              scikit-learn-style estimator.
 """
 
-from . import evaluate, gradcheck
-from .autoencoder import Autoencoder
-from .checkpoint import load, save
-from .cvae import CVAE
-from .errors import CheckpointError, DataError, NpvaeError
-from .estimator import VAEEstimator
-from .hvae import HVAE
-from .optim import SGD, Adam
-from .training import train
-from .vae import VAE, VAEConfig
-
-VAE._trainer = staticmethod(train)  # model.fit(x, ...) is train(model, x, ...); see VAE.fit
-VAE._evaluate = evaluate  # cvae.classify, hvae.log_likelihood, ...; see VAE._evaluate
+from .core import checks, distributions, layers, optim
+from .core.errors import CheckpointError, DataError, NpvaeError, TooLargeError
+from .core.optim import SGD, Adam
+from .core.vae import VAE, VAEConfig
+from .models.autoencoder import Autoencoder
+from .models.cvae import CVAE
+from .models.hvae import HVAE
+from .study import evaluate, inference, ppca, regularity
+from .verify import gradcheck
+from .run import data
+from .run.checkpoint import load, save
+from .run.estimator import VAEEstimator
+from .run.training import train
 
 __version__ = "0.1.0"
 
 __all__ = ["VAE", "VAEConfig", "Adam", "SGD", "gradcheck", "NpvaeError", "DataError",
-           "CheckpointError", "train", "load", "save", "CVAE", "VAEEstimator", "Autoencoder", "HVAE",
-           "__version__"]
+           "CheckpointError", "TooLargeError", "train", "load", "save", "CVAE", "VAEEstimator",
+           "Autoencoder", "HVAE", "evaluate", "inference", "ppca", "regularity", "data",
+           "distributions", "layers", "optim", "checks", "__version__"]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import npvae
-from npvae import gradcheck
-from npvae.gradcheck import MODEL_TOL, model_checks
+from npvae.verify import gradcheck
+from npvae.verify.gradcheck import MODEL_TOL, model_checks
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
@@ -36,7 +36,7 @@ def test_the_gaussian_loss_is_squared_error_plus_a_constant():
 
 def test_the_backward_breaks_when_a_path_is_cut(monkeypatch):
     """The check is sensitive: dropping the code head's gradient is caught."""
-    import npvae.autoencoder as ae
+    import npvae.models.autoencoder as ae
     model, x, eps = gradcheck.small_model_case(dict(likelihood="bernoulli"), 1,
                                                model_cls=npvae.Autoencoder)
     good = ae.dense_backward

@@ -1,9 +1,9 @@
-"""npvae.batching: the one minibatch iterator, and the epoch order as a function of (seed, epoch)."""
+"""npvae.core.batching: the one minibatch iterator, and the epoch order as a function of (seed, epoch)."""
 
 import numpy as np
 import pytest
 
-from npvae.batching import epoch_permutation, minibatches, n_batches
+from npvae.core.batching import epoch_permutation, minibatches, n_batches
 
 
 @pytest.mark.parametrize("n,batch_size", [(10, 3), (9, 3), (1, 5), (300, 128)])

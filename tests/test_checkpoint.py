@@ -1,4 +1,4 @@
-"""Tests for npvae.checkpoint: round trips, atomic writes, and every kind of bad file refused."""
+"""Tests for npvae.run.checkpoint: round trips, atomic writes, and every kind of bad file refused."""
 
 import json
 import signal
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import npvae
-from npvae import checkpoint
-from npvae.cvae import CVAE
-from npvae.errors import CheckpointError
+from npvae.run import checkpoint
+from npvae.models.cvae import CVAE
+from npvae.core.errors import CheckpointError
 
 D = 20
 
@@ -146,7 +146,7 @@ def test_kill_9_in_the_middle_of_a_write_keeps_the_old_checkpoint(tmp_path):
         import sys, time
         import numpy as np
         import npvae
-        from npvae import checkpoint
+        from npvae.run import checkpoint
 
         def slow_savez(f, **arrays):
             f.write(b"PK\\x03\\x04 the first bytes of a new checkpoint")

@@ -1,6 +1,6 @@
 """Tests for the npvae command line, end to end on tiny fake MNIST files written here.
 
-Most tests call ``cli.main`` in-process; the Ctrl-C test runs ``python -m npvae.cli`` in
+Most tests call ``cli.main`` in-process; the Ctrl-C test runs ``python -m npvae.run.cli`` in
 subprocesses, interrupts one with SIGINT and resumes it to a bit-exact result.
 """
 
@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 
 import npvae
-from npvae import cli, data
-from npvae import plots  # noqa: F401  (matplotlib reads its font cache now, before HOME moves)
-from npvae.errors import CheckpointError
+from npvae.run import cli
+from npvae.run import data
+from npvae.run import plots  # noqa: F401  (matplotlib reads its font cache now, before HOME moves)
+from npvae.core.errors import CheckpointError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_data import write_idx  # noqa: E402  (the IDX writer of the data tests)
@@ -236,18 +237,18 @@ def test_label_errors_name_the_fix(run, cvae_run, tmp_path, capsys):
 
 def test_a_run_saved_before_the_conditional_setting_resumes(run, tmp_path):
     """Settings added later (conditional, textbook) take their defaults in older runs."""
-    model, meta = npvae.checkpoint.load_with_metadata(run)
-    state = npvae.checkpoint.load_training_state(run)
+    model, meta = npvae.run.checkpoint.load_with_metadata(run)
+    state = npvae.run.checkpoint.load_training_state(run)
     old = {k: v for k, v in meta["args"].items() if k not in cli.ADDED_SETTINGS}
     folder = tmp_path / "old"
-    npvae.checkpoint.save(folder / "checkpoint.npz", model, _adam(model, state), state.history,
+    npvae.run.checkpoint.save(folder / "checkpoint.npz", model, _adam(model, state), state.history,
                           np.random.default_rng(0) if state.rng_state is None else
                           _generator(state.rng_state),
                           {**{k: meta[k] for k in ("dataset", "data_dir")}, "args": old},
                           state.progress)
     assert cli.main(["train", "--resume", str(folder), "--epochs", "3", "--eval-k", "0",
                      "--quiet"]) == 0
-    assert len(npvae.checkpoint.load_training_state(folder).history) == 3
+    assert len(npvae.run.checkpoint.load_training_state(folder).history) == 3
 
 
 def _adam(model, state):
@@ -258,7 +259,7 @@ def _adam(model, state):
 
 def _generator(rng_state):
     rng = np.random.default_rng()
-    npvae.checkpoint.set_state(rng, rng_state)
+    npvae.run.checkpoint.set_state(rng, rng_state)
     return rng
 
 
@@ -413,7 +414,7 @@ def test_sigint_saves_and_resume_is_bit_exact(tmp_path):
     env.pop("NPVAE_DATA_DIR", None)
 
     def command(out):
-        return [sys.executable, "-m", "npvae.cli", "train", "--data-dir", str(folder),
+        return [sys.executable, "-m", "npvae.run.cli", "train", "--data-dir", str(folder),
                 "--val", "50", "--hidden", "16", "--latent-dim", "2", "--batch-size", "4",
                 "--epochs", "3", "--eval-k", "0", "--out", str(out)]
 
@@ -433,7 +434,7 @@ def test_sigint_saves_and_resume_is_bit_exact(tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert f"Resume with: npvae train --resume {tmp_path / 'cut'}" in err
-    cut = npvae.checkpoint.load_training_state(tmp_path / "cut")
+    cut = npvae.run.checkpoint.load_training_state(tmp_path / "cut")
     assert len(cut.history) == 1 and cut.progress["step"] > 0  # stopped within epoch 2
     assert f"interrupted at epoch 2, step {cut.progress['step']} of 200; saved" in err
 

@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
-from npvae import VAE, gradcheck
-from npvae.cvae import CVAE, CVAEConfig
-from npvae.gradcheck import MODEL_TOL, model_checks
+import npvae
+from npvae import VAE
+from npvae.verify import gradcheck
+from npvae.models.cvae import CVAE, CVAEConfig
+from npvae.verify.gradcheck import MODEL_TOL, model_checks
 
 C = 3
 
@@ -167,7 +169,7 @@ def test_log_weights_and_nll_take_the_labels():
     nll = model.nll(x, y, eps)
     assert nll.shape == (2, 4) and np.all(nll > 0)
     mu, logvar = model.encode(x, y)
-    from npvae.distributions import gaussian_log_density, standard_normal_log_density
+    from npvae.core.distributions import gaussian_log_density, standard_normal_log_density
     z = mu + np.exp(logvar / 2) * eps
     expected = -nll + standard_normal_log_density(z)[0] - gaussian_log_density(z, mu, logvar)[0]
     np.testing.assert_allclose(log_w, expected, rtol=1e-5)
@@ -199,26 +201,28 @@ def _separable_data(n_per_class=60, D=12, seed=0):
 
 
 def test_log_likelihood_is_the_importance_weighted_estimate_of_log_p_x_given_y():
-    from npvae import evaluate
+    from npvae.study import evaluate
     model = CVAE(12, 3, hidden_dims=(8,), latent_dim=2, seed=0)
     x, y = _separable_data()
-    ours = model.log_likelihood(x[:5], y[:5], k=50, rng=np.random.default_rng(1))
-    ref = evaluate.log_likelihood(model, x[:5], k=50, rng=np.random.default_rng(1), y=y[:5])
-    np.testing.assert_array_equal(ours, ref)
+    ours = evaluate.log_likelihood(model, x[:5], k=50, rng=np.random.default_rng(1), y=y[:5])
     assert ours.shape == (5,) and np.all(ours < 0)
+    # log p(x|y) = log Σ_y' ... is not log p(x): another label gives another value
+    other = evaluate.log_likelihood(model, x[:5], k=50, rng=np.random.default_rng(1),
+                                    y=(y[:5] + 1) % 3)
+    assert not np.allclose(ours, other)
 
 
 def test_a_trained_cvae_classifies_by_bayes_rule():
     x, y = _separable_data()
     model = CVAE(12, 3, hidden_dims=(16,), latent_dim=2, seed=0)
-    model.fit(x, y, epochs=30, batch_size=30, lr=1e-2, verbose=False)
+    npvae.train(model, x, y=y, epochs=30, batch_size=30, lr=1e-2, verbose=False)
     x_test, y_test = _separable_data(seed=1)
-    labels, log_post = model.classify(x_test, k=20, rng=np.random.default_rng(0))
+    labels, log_post = npvae.evaluate.classify(model, x_test, k=20, rng=np.random.default_rng(0))
     assert labels.shape == (len(x_test),) and log_post.shape == (len(x_test), 3)
     np.testing.assert_allclose(np.exp(log_post).sum(axis=1), 1, rtol=1e-9)
     assert (labels == y_test).mean() > 0.9
     # A prior that puts no mass on class 0 never predicts it.
-    labels, _ = model.classify(x_test, k=20, rng=np.random.default_rng(0), prior=[0, 0.5, 0.5])
+    labels, _ = npvae.evaluate.classify(model, x_test, k=20, rng=np.random.default_rng(0), prior=[0, 0.5, 0.5])
     assert not np.any(labels == 0)
     with pytest.raises(ValueError, match="class probabilities that sum to 1"):
-        model.classify(x_test, prior=[0.5, 0.5])
+        npvae.evaluate.classify(model, x_test, prior=[0.5, 0.5])

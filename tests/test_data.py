@@ -1,4 +1,4 @@
-"""Tests for npvae.data: IDX parsing, file search, downloads (from 127.0.0.1 only), preprocessing.
+"""Tests for npvae.run.data: IDX parsing, file search, downloads (from 127.0.0.1 only), preprocessing.
 
 Every test runs with HOME, XDG_CACHE_HOME, NPVAE_DATA_DIR, the system folders and the mirrors
 pointed into tmp_path (see ``isolated``), so nothing touches the real user cache, the real
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from npvae import data
-from npvae.errors import DataError
+from npvae.run import data
+from npvae.core.errors import DataError
 
 MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared/data/mnist"
 REAL_SYSTEM_DATA_DIRS = data.SYSTEM_DATA_DIRS

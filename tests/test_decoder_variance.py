@@ -28,6 +28,6 @@ def test_sigma_squared_is_a_kl_weight(sigma):
 
 
 def test_the_cli_takes_sigma_for_the_gaussian_likelihood_only(tmp_path, capsys):
-    from npvae import cli
+    from npvae.run import cli
     assert cli.main(["train", "--sigma", "0.1", "--out", str(tmp_path / "r")]) == 2
     assert "--sigma is the fixed σ of --likelihood gaussian" in capsys.readouterr().err

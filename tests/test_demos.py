@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 import npvae
-from npvae import cli, data, plots
+from npvae.run import cli
+from npvae.run import data
+from npvae.run import plots
 from test_data import write_idx  # tests/ is on sys.path
 from test_demos_beyond import _assert_pngs as assert_pngs
 from test_demos_beyond import _demo as demo

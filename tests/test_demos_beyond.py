@@ -1,7 +1,7 @@
 """The demos of the CVAE, IWAE, beta/free bits and the estimator, end to end on tiny fake data.
 
 Each runs in-process through its ``main(argv)``, for 1 epoch on a few hundred fake 28 × 28
-images (npvae.data.load_dataset is replaced), and must write non-empty PNGs.
+images (npvae.run.data.load_dataset is replaced), and must write non-empty PNGs.
 """
 
 import importlib.util
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npvae import data
+from npvae.run import data
 
 DEMOS = Path(__file__).resolve().parent.parent / "demos"
 

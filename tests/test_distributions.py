@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from npvae import distributions as dist
+from npvae.core import distributions as dist
 
 seeds = st.integers(0, 2**32 - 1)
 finite = st.floats(-8, 8, allow_nan=False, allow_infinity=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from npvae import cli
+from npvae.run import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DERIVATION = (ROOT / "docs" / "gradients.md").read_text()
@@ -15,7 +15,7 @@ README = (ROOT / "README.md").read_text()
 
 
 def resolve(module, qualname):
-    """The object ``module.qualname`` names (e.g. "npvae.vae", "VAE._forward"), or None."""
+    """The object ``module.qualname`` names (e.g. "npvae.core.vae", "VAE._forward"), or None."""
     obj = importlib.import_module(module)
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
@@ -51,12 +51,12 @@ def test_every_function_the_gradient_map_names_exists():
     assert len(names) >= 12
     for name in names:
         if name.startswith("layers.*"):  # the activations, one backward each
-            assert resolve("npvae.layers", "relu_backward")
+            assert resolve("npvae.core.layers", "relu_backward")
             continue
         module, qualname = name.split(".", 1)
         if module[0].isupper():  # VAE.…: a method of the model
             module, qualname = "vae", name
-        assert callable(resolve(f"npvae.{module}", qualname)), name
+        assert callable(resolve(f"npvae.core.{module}", qualname)), name
 
 
 def normalized(line):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from npvae import VAE
-from npvae.estimator import NotFittedError, VAEEstimator
-from npvae.evaluate import elbo
+from npvae.run.estimator import NotFittedError, VAEEstimator
+from npvae.study.evaluate import elbo
 
 
 def _data(n=240, d=16, seed=0):

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from npvae import VAE
-from npvae import evaluate as ev
-from npvae import evaluate
-from npvae.distributions import kl_standard_normal
-from npvae.ppca import linear_vae_marginal, ppca_log_likelihood, ppca_posterior
-from npvae.vae import logsumexp
+from npvae.study import evaluate as ev
+from npvae.study import evaluate
+from npvae.core.distributions import kl_standard_normal
+from npvae.study.ppca import linear_vae_marginal, ppca_log_likelihood, ppca_posterior
+from npvae.core.vae import logsumexp
 
 
 def linear_gaussian_vae(D, Z, sigma, rng, orthogonal=False):
@@ -214,8 +214,8 @@ def test_the_prior_sampling_estimator_is_unbiased_for_p_x_and_far_noisier():
     """For a linear-Gaussian VAE, p(x) is exact: the naive estimator's mean of p(x|z_k) over
     z_k ~ p(z) matches it with enough samples, and at k = 10 it scatters, while the
     importance-weighted one, whose encoder here is the true posterior, has no spread at all."""
-    from npvae import ppca
-    from npvae.objective_checks import exact_posterior_vae
+    from npvae.study import ppca
+    from npvae.verify.objective_checks import exact_posterior_vae
     model = exact_posterior_vae()  # its encoder is the true posterior: IWAE is exact
     x = np.random.default_rng(0).standard_normal((3, 5))
     exact = ppca.ppca_log_likelihood(x, *ppca.linear_vae_marginal(model))  # (3,)
@@ -232,8 +232,3 @@ def test_the_prior_sampling_estimator_is_unbiased_for_p_x_and_far_noisier():
         evaluate.log_likelihood(model, x, k=2, proposal="uniform")
 
 
-def test_the_model_method_is_the_evaluation_function():
-    model = VAE(6, hidden_dims=(4,), latent_dim=2, seed=0)
-    x = np.full((3, 6), 0.5, np.float32)
-    np.testing.assert_array_equal(model.log_likelihood(x, k=20, rng=np.random.default_rng(1)),
-                                  ev.log_likelihood(model, x, k=20, rng=np.random.default_rng(1)))

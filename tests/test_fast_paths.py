@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import npvae
-from npvae import distributions as dist
-from npvae import layers
-from npvae import vae as vae_module
+from npvae.core import distributions as dist
+from npvae.core import layers
+from npvae.core import vae as vae_module
 
 
 def plain_bernoulli_nll(logits, x):

@@ -4,8 +4,8 @@ latent dimension Z. A floored dimension (KL_Z < λ) contributes the constant λ:
 import numpy as np
 import pytest
 
-from npvae import gradcheck
-from npvae.gradcheck import MODEL_TOL, model_checks
+from npvae.verify import gradcheck
+from npvae.verify.gradcheck import MODEL_TOL, model_checks
 
 HEAD_COLUMNS = ("mu.W", "mu.b", "logvar.W", "logvar.b")  # parameters of one latent dimension
 

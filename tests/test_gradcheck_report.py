@@ -4,7 +4,9 @@ and every planted bug is caught (``--plant``), by the kind of check the lesson s
 import numpy as np
 import pytest
 
-from npvae import cli, objective_checks, plants
+from npvae.run import cli
+from npvae.verify import objective_checks
+from npvae.verify import plants
 
 
 def test_every_objective_check_passes_and_is_independent():
@@ -45,7 +47,9 @@ def test_variance_as_std_passes_every_gradient_check(capsys):
 
 
 def test_plants_restore_the_right_functions():
-    from npvae import distributions, layers, vae
+    from npvae.core import distributions
+    from npvae.core import layers
+    from npvae.core import vae
     before = (distributions.kl_standard_normal, vae.kl_standard_normal, layers.clamp_backward,
               vae.clamp_backward, vae.reparameterize_forward)
     for name in plants.PLANTS:

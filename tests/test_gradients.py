@@ -8,8 +8,9 @@ are ~1e-9); they must never be loosened to make a test pass.
 import numpy as np
 import pytest
 
-from npvae import VAE, gradcheck
-from npvae.gradcheck import MODEL_TOL, PRIMITIVE_TOL, model_checks, numeric_grad, rel_error
+from npvae import VAE
+from npvae.verify import gradcheck
+from npvae.verify.gradcheck import MODEL_TOL, PRIMITIVE_TOL, model_checks, numeric_grad, rel_error
 
 PRIMITIVES = gradcheck.primitive_checks(seed=0) + gradcheck.primitive_checks(seed=1)
 
@@ -22,7 +23,7 @@ def test_primitive_gradient(check):
 
 def test_every_primitive_is_checked():
     names = {c.name.split()[0] for c in PRIMITIVES}
-    from npvae.layers import ACTIVATIONS
+    from npvae.core.layers import ACTIVATIONS
     assert set(ACTIVATIONS) <= names
     assert {"dense", "clamp", "bernoulli_nll", "gaussian_nll", "gaussian_nll_learned",
             "kl_standard_normal", "gaussian_log_density", "standard_normal_log_density",
@@ -87,7 +88,7 @@ def _assert_away_from_kinks(model, x, eps, margin=1e-4):
 
 def test_free_bits_case_has_binding_and_free_dimensions():
     """The free-bits gradient check above is only meaningful if both branches occur."""
-    from npvae.distributions import kl_per_dimension
+    from npvae.core.distributions import kl_per_dimension
 
     model, x, eps = gradcheck.small_model_case(
         dict(likelihood="gaussian", activation="tanh"), 2, seed=3)
@@ -134,7 +135,7 @@ def test_decoder_logvar_clamp_binding_is_gradient_checked():
 
 def test_gradcheck_catches_a_wrong_gradient():
     """The checker itself: a deliberately wrong backward (a missing ½) is flagged."""
-    from npvae import distributions as dist
+    from npvae.core import distributions as dist
 
     model, x, eps = gradcheck.small_model_case(dict(likelihood="gaussian"), 1)
     good = dist.reparameterize_backward
@@ -143,7 +144,7 @@ def test_gradcheck_catches_a_wrong_gradient():
         dmu, dlogvar = good(dz, cache)
         return dmu, 2 * dlogvar
 
-    import npvae.vae as vae_module
+    import npvae.core.vae as vae_module
 
     vae_module.reparameterize_backward = wrong
     try:

@@ -6,8 +6,8 @@ import pytest
 import scipy.stats
 
 import npvae
-from npvae import evaluate
-from npvae.gradcheck import MODEL_TOL, model_checks
+from npvae.study import evaluate
+from npvae.verify.gradcheck import MODEL_TOL, model_checks
 
 
 def _case(likelihood="bernoulli", hidden=(5,), activation="tanh", K=2, seed=0):
@@ -70,7 +70,7 @@ def test_log_likelihood_matches_the_exact_marginal_of_a_linear_gaussian_hvae():
     for _ in range(1500):
         _, grads, _ = model.loss_and_grads(x, rng=rng, k=8)
         opt.step({k: grads[k] for k in encoder})
-    estimate = model.log_likelihood(x, k=20_000, rng=np.random.default_rng(3))
+    estimate = evaluate.log_likelihood(model, x, k=20_000, rng=np.random.default_rng(3))
     np.testing.assert_allclose(estimate, exact, atol=0.05)
 
 
@@ -105,7 +105,8 @@ def test_the_cli_trains_and_evaluates_an_hvae(tmp_path, capsys, monkeypatch):
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).parent))
     from test_cli import TINY, fake_mnist
-    from npvae import cli, data
+    from npvae.run import cli
+    from npvae.run import data
     monkeypatch.setattr(data, "MIRRORS", {name: [] for name in data.DATASETS})
     data_dir = fake_mnist(tmp_path / "data", n_train=300, n_test=60)
     out = tmp_path / "run"

@@ -4,7 +4,8 @@ VAE, where the best diagonal Gaussian is known in closed form."""
 import numpy as np
 
 import npvae
-from npvae import inference, ppca
+from npvae.study import inference
+from npvae.study import ppca
 
 
 def _linear_model(seed=0):

@@ -6,9 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from npvae import VAE, gradcheck
-from npvae.gradcheck import MODEL_TOL, model_checks
-from npvae.vae import logsumexp
+from npvae import VAE
+from npvae.verify import gradcheck
+from npvae.verify.gradcheck import MODEL_TOL, model_checks
+from npvae.core.vae import logsumexp
 
 LOG_2PI = math.log(2 * math.pi)
 

@@ -1,4 +1,4 @@
-"""npvae.memory: the evaluation's freed arrays are reused, not faulted in again."""
+"""npvae.study.memory: the evaluation's freed arrays are reused, not faulted in again."""
 
 import resource
 import sys
@@ -6,7 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from npvae import evaluate, memory
+from npvae.study import evaluate
+from npvae.study import memory
 import npvae
 
 

@@ -1,4 +1,4 @@
-"""Adam and SGD against their recurrences, written out here independently of npvae.optim."""
+"""Adam and SGD against their recurrences, written out here independently of npvae.core.optim."""
 
 import numpy as np
 import pytest

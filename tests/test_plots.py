@@ -1,4 +1,4 @@
-"""Tests for npvae.plots: the arrays behind each figure, the labels on it, and the files."""
+"""Tests for npvae.run.plots: the arrays behind each figure, the labels on it, and the files."""
 
 import io
 
@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import norm
 
 import npvae
-from npvae import plots
+from npvae.run import plots
 
 CONTEXT = plots.run_label("fashion-mnist", 3, 2)
 

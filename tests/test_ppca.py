@@ -7,9 +7,10 @@ import pytest
 from scipy.stats import multivariate_normal
 
 import npvae
-from npvae import VAE, ppca
-from npvae.gradcheck import numeric_grad
-from npvae.ppca import (
+from npvae import VAE
+from npvae.study import ppca
+from npvae.verify.gradcheck import numeric_grad
+from npvae.study.ppca import (
     fit_ppca,
     linear_vae_marginal,
     low_rank_data,

@@ -20,9 +20,13 @@ import numpy as np
 import pytest
 
 import npvae
-from npvae import checkpoint, cli, data, plots, runs
-from npvae.errors import CheckpointError, DataError
-from npvae.memory import TooLargeError
+from npvae.run import checkpoint
+from npvae.run import cli
+from npvae.run import data
+from npvae.run import plots
+from npvae.run import runs
+from npvae.core.errors import CheckpointError, DataError
+from npvae.core.errors import TooLargeError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_cli import TINY, fake_mnist, one_error_line, offline  # noqa: E402,F401
@@ -65,7 +69,7 @@ def test_a_second_run_into_a_busy_folder_is_refused(data_dir, tmp_path, capsys):
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
-            from npvae import runs
+            from npvae.run import runs
             with runs.folder_lock({str(out)!r}):
                 print("held", flush=True)
                 sys.stdin.read()

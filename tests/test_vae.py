@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from npvae import VAE, Adam
-from npvae.distributions import kl_standard_normal
+from npvae.core.distributions import kl_standard_normal
 
 
 def binary_data(n, D, rng, n_prototypes=4, flip=0.05):
@@ -93,7 +93,7 @@ def test_float32_in_float32_out(likelihood):
     assert model.decode(mu).dtype == np.float32
     assert model.sample(3).dtype == np.float32 and model.reconstruct(x).dtype == np.float32
     assert model.log_weights(x, np.zeros((2, 5, 3), np.float32)).dtype == np.float32
-    # float64 data is cast to the model's float32 (documented in npvae.checks)
+    # float64 data is cast to the model's float32 (documented in npvae.core.checks)
     _, grads64, _ = model.loss_and_grads(x.astype(np.float64))
     assert all(g.dtype == np.float32 for g in grads64.values())
 

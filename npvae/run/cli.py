@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NpvaeError
-from .vae import DEFAULT_HIDDEN_DIMS, DEFAULT_LATENT_DIM
+from ..core.errors import NpvaeError
+from ..core.vae import DEFAULT_HIDDEN_DIMS, DEFAULT_LATENT_DIM
 
 EXAMPLES = """examples:
   npvae train --dataset fashion-mnist --epochs 10 --out runs/fashion
@@ -57,7 +57,7 @@ TRAIN_DEFAULTS = {
 }
 # "val": None is min(5,000, a tenth of the training examples); "source": None is "files" (the
 # data set's IDX files) or, when MNIST's training images are missing, "bundled" (see
-# npvae.data.load_run_data); --data sets a file's path. Both are saved as they were resolved.
+# npvae.run.data.load_run_data); --data sets a file's path. Both are saved as they were resolved.
 DEFAULT_VAL = 5000
 CHANGEABLE_ON_RESUME = ("epochs",)
 # Settings added after the first release, and what a run saved without them had.
@@ -186,7 +186,7 @@ def _check_out_dir(args, out):
 
 
 def _run_data(settings, data_dir, fallback):
-    """The run's data (``npvae.data.RunData``) as its settings describe it; resolves
+    """The run's data (``npvae.run.data.RunData``) as its settings describe it; resolves
     settings["source"] (the fallback to the bundled MNIST split, say) so that it is saved."""
     from . import data
 
@@ -240,10 +240,10 @@ def _labels_if(model, y):
 def _new_model(settings, run):
     """The VAE (or, with --conditional, the CVAE on the run's labels) the settings describe,
     seeded by --seed."""
-    from .cvae import CVAE
+    from ..models.cvae import CVAE
     from .data import N_CLASSES
-    from .hvae import HVAE
-    from .vae import VAE
+    from ..models.hvae import HVAE
+    from ..core.vae import VAE
 
     input_dim = run.x_train.shape[1]
     shape = (settings["hidden"], settings["latent_dim"], settings["likelihood"],
@@ -274,7 +274,8 @@ def cmd_train(args):
 
 def _train_in(out, args, settings, meta):
     """npvae train's work, in the locked run folder ``out``: train, evaluate, summarise."""
-    from . import checkpoint, evaluate
+    from . import checkpoint
+    from ..study import evaluate
     from .training import train
 
     data_dir = args.data_dir or meta.get("data_dir")
@@ -361,7 +362,7 @@ def _run_test_data(args, meta):
 
 
 def cmd_evaluate(args):
-    from . import evaluate
+    from ..study import evaluate
 
     model, meta = _load(args.checkpoint)
     run = meta.get("args") or {}
@@ -397,7 +398,7 @@ def cmd_evaluate(args):
 
 def _layer_rows(model, x, rng):
     """The evaluate rows of an HVAE: each layer's share of the KL and its active units."""
-    from . import evaluate
+    from ..study import evaluate
 
     kl1, kl2 = model.kl_per_layer(x[:1000], rng=rng)
     active = [int((np.var(mu, axis=0) > evaluate.ACTIVE_THRESHOLD).sum())
@@ -457,7 +458,9 @@ def cmd_plot(args):
 def cmd_gradcheck(args):
     import contextlib
 
-    from . import gradcheck, objective_checks, plants
+    from ..verify import gradcheck
+    from ..verify import objective_checks
+    from ..verify import plants
 
     with plants.planted(args.plant) if args.plant else contextlib.nullcontext() as bug:
         sections = gradcheck.all_checks(seed=args.seed)
@@ -507,8 +510,8 @@ def _checkpoint_command(sub, func, name, summary, description, data=True,
 
 def build_parser():
     from .data import DATASETS
-    from .layers import ACTIVATIONS
-    from .vae import LIKELIHOODS, OBJECTIVES
+    from ..core.layers import ACTIVATIONS
+    from ..core.vae import LIKELIHOODS, OBJECTIVES
 
     parser = _Parser(
         prog="npvae", description="A variational autoencoder in NumPy, gradients by hand.",

@@ -16,7 +16,7 @@ import math
 import numpy as np
 import scipy.linalg
 
-from .distributions import LOG_2PI
+from ..core.distributions import LOG_2PI
 
 
 def _matrix(X, name="X"):

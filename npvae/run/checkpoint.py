@@ -1,6 +1,6 @@
 """Checkpoints: one ``.npz`` file with everything needed to sample, evaluate or resume training.
 
-    npvae.checkpoint.save("runs/x/checkpoint.npz", model, optimizer, history, rng)
+    npvae.run.checkpoint.save("runs/x/checkpoint.npz", model, optimizer, history, rng)
     model = npvae.load("runs/x/checkpoint.npz")           # the model alone, ready to use
     state = load_training_state(path, model)               # everything, to resume training
 
@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .autoencoder import Autoencoder
-from .cvae import CVAE, CVAEConfig
-from .hvae import HVAE, HVAEConfig
-from .errors import CheckpointError
-from .vae import VAE, VAEConfig
+from ..models.autoencoder import Autoencoder
+from ..models.cvae import CVAE, CVAEConfig
+from ..models.hvae import HVAE, HVAEConfig
+from ..core.errors import CheckpointError
+from ..core.vae import VAE, VAEConfig
 
 FORMAT_VERSION = 1
 FILENAME = "checkpoint.npz"  # the name used inside a run folder; ``resolve`` adds it to folders

@@ -19,8 +19,8 @@ Shapes: B examples, Z latent, K samples.
 
 import numpy as np
 
-from . import checks
-from .optim import Adam
+from ..core import checks
+from ..core.optim import Adam
 
 
 def elbo_of_q(model, x, mu, logvar, k=100, rng=None):

@@ -16,12 +16,12 @@ import dataclasses
 
 import numpy as np
 
-from . import distributions as dist
-from . import layers
-from .autoencoder import Autoencoder
-from .cvae import CVAE
-from .hvae import HVAE
-from .vae import VAE
+from ..core import distributions as dist
+from ..core import layers
+from ..models.autoencoder import Autoencoder
+from ..models.cvae import CVAE
+from ..models.hvae import HVAE
+from ..core.vae import VAE
 
 PRIMITIVE_TOL = 1e-7
 MODEL_TOL = 1e-6
@@ -256,7 +256,7 @@ def _condition(model, inputs):
     """(cond, eps) for ``VAE._forward`` from a check's inputs (x, eps) or (x, y, eps)."""
     eps = np.asarray(inputs[-1], dtype=model.dtype)
     if len(inputs) == 3:
-        from .cvae import one_hot
+        from ..models.cvae import one_hot
         return one_hot(np.asarray(inputs[1]), model.n_classes, model.dtype), eps
     return None, eps
 

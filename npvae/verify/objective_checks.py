@@ -19,9 +19,9 @@ import math
 import numpy as np
 import scipy.stats
 
-from . import distributions as dist
-from .ppca import linear_vae_marginal, ppca_log_likelihood
-from .vae import VAE
+from ..core import distributions as dist
+from ..study.ppca import linear_vae_marginal, ppca_log_likelihood
+from ..core.vae import VAE
 
 MC_SAMPLES = 200_000  # Monte Carlo samples per estimate; five standard errors are ~1e-2 nats
 ROUNDING_TOL = 1e-9  # relative, for closed form against closed form in float64

@@ -1,8 +1,6 @@
-"""Memory: keep freed memory for reuse, and refuse requests larger than the machine.
+"""The evaluation's allocator setting: keep freed memory in the process for reuse.
 
-``check_fits`` compares a request's size, estimated before anything is allocated, with the
-machine's physical memory, so that a model of 10⁸ hidden units or a billion samples is refused
-with a sentence rather than a traceback.
+(Requests larger than the machine are refused by ``npvae.core.checks.check_fits``.)
 
 Keeping freed memory in the process for reuse, instead of glibc's default of returning it:
 
@@ -25,7 +23,6 @@ import ctypes.util
 import os
 import sys
 
-from .errors import NpvaeError
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers, from <malloc.h>
 MMAP_THRESHOLD = 32 * 2**20  # glibc's largest allowed value on 64-bit Linux
@@ -48,32 +45,3 @@ def keep_freed_memory():
     _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
                  and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return _done
-
-
-def physical_bytes():
-    """The machine's physical memory in bytes, or None where the OS does not say."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def check_fits(n_bytes, what, fix):
-    """Refuse, with a MemoryError naming ``what`` and ``fix``, a request for more bytes than
-    the machine has: asked before allocating, so the answer is a sentence, not a traceback."""
-    total = physical_bytes()
-    if total is not None and n_bytes > total:
-        raise TooLargeError(f"{what} needs about {_size(n_bytes)}, more than this machine's "
-                            f"{_size(total)} of memory; {fix}.")
-
-
-class TooLargeError(NpvaeError, MemoryError):
-    """A request (a model, a batch of samples) too large for this machine's memory."""
-
-
-def _size(n_bytes):
-    """e.g. "584 GB", "3.1 MB"."""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
-        if n_bytes >= scale:
-            return f"{n_bytes / scale:.3g} {unit}"
-    return f"{n_bytes:.0f} bytes"

@@ -16,7 +16,9 @@ import contextlib
 
 import numpy as np
 
-from . import distributions, layers, vae
+from ..core import distributions
+from ..core import layers
+from ..core import vae
 
 # The right functions, kept before any plant replaces them.
 _KL = distributions.kl_standard_normal
@@ -75,8 +77,8 @@ PLANTS = {
 
 @contextlib.contextmanager
 def planted(name):
-    """Within the block, the bug ``name`` replaces the right function in npvae.layers,
-    npvae.distributions and npvae.vae (which imports them by name)."""
+    """Within the block, the bug ``name`` replaces the right function in npvae.core.layers,
+    npvae.core.distributions and npvae.core.vae (which imports them by name)."""
     if name not in PLANTS:
         raise ValueError(f"unknown plant {name!r}; choose one of {', '.join(PLANTS)}.")
     saved = []

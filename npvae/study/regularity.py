@@ -16,7 +16,7 @@ Z latent, P pairs, T steps.
 
 import numpy as np
 
-from .autoencoder import Autoencoder
+from ..models.autoencoder import Autoencoder
 
 
 def codes(model, x):

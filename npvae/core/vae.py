@@ -12,7 +12,7 @@ Symbols (the same in every module): B batch, D data, H hidden, Z latent, K sampl
 example (eps is (B, Z), or (K, B, Z) for K > 1), C classes of a condition.
 Reading order: ``loss_and_grads`` dispatches to ``_elbo_loss_and_grads`` (or the IWAE bound,
 ``_iwae_loss_and_grads``); each runs ``_forward`` and then its backward, step by step, in
-reverse order of the forward. ``npvae.gradcheck`` proves each step against finite differences.
+reverse order of the forward. ``npvae.verify.gradcheck`` proves each step against finite differences.
 
 A condition (the CVAE's one-hot label) is an explicit input, ``cond`` (B, C): it is joined to x
 where the encoder starts and to z where the decoder starts. A plain VAE passes None.
@@ -24,7 +24,7 @@ import numbers
 
 import numpy as np
 
-from . import checks, memory
+from . import checks
 from .distributions import (
     bernoulli_nll,
     free_bits_kl,
@@ -165,7 +165,7 @@ class VAE:
     latent_dim : int, Z.
     likelihood : "bernoulli" (on logits), "gaussian" (fixed ``sigma``) or "gaussian-learned"
         (a per-dimension log-variance from its own decoder head).
-    activation : one of ``npvae.layers.ACTIVATIONS``.
+    activation : one of ``npvae.core.layers.ACTIVATIONS``.
     sigma : float, the fixed standard deviation of the "gaussian" likelihood.
     dtype : np.float32 (training) or np.float64 (gradient checks).
     seed : int, Generator or None, seeds the initialisation and the model's own generator, which
@@ -213,7 +213,7 @@ class VAE:
     def _init_params(self, rng):
         n_params = sum((fan_in + 1) * fan_out for _, fan_in, fan_out, _ in self._layer_shapes())
         dims = "-".join(map(str, [self.input_dim, *self.config.hidden_dims, self.latent_dim]))
-        memory.check_fits(4 * n_params * self.dtype.itemsize,
+        checks.check_fits(4 * n_params * self.dtype.itemsize,
                           f"training a {dims} VAE ({n_params:.3g} parameters, each with a "
                           f"gradient and Adam's two moments)", "choose smaller layers")
         params = {}
@@ -277,7 +277,7 @@ class VAE:
                                                └─► dense ─► clamp ─► logvar
 
         inputs : (N, ·)  ->  mu, logvar : (N, ·), and the cache. The VAE's encoder is one; a
-        hierarchical VAE has three (``npvae.hvae``)."""
+        hierarchical VAE has three (``npvae.models.hvae``)."""
         h, trunk_caches = self._mlp_forward(inputs, trunk)  # (N, H)
         mu, mu_cache = self._dense(mu_name, h)  # (N, Z)
         logvar_unclamped, logvar_cache = self._dense(logvar_name, h)  # (N, Z)
@@ -437,7 +437,7 @@ class VAE:
         """Steps 1 to 4 of the negative ELBO's backward, for q = N(mu, diag e^logvar) given:
         (loss, stats, dmu, dlogvar), dmu and dlogvar (B, Z); the decoder's gradients go into
         ``grads``. The encoder computes mu and logvar in ``_elbo_loss_and_grads``; per-example
-        variational parameters come here directly (``npvae.inference.optimize_q``)."""
+        variational parameters come here directly (``npvae.study.inference.optimize_q``)."""
         B, K = x.shape[0], (eps.shape[0] if eps.ndim == 3 else 1)
         # ---------------------------------------------------------------- forward
         fwd = self._forward_given_q(x, cond, mu, logvar, eps, fused=fused)
@@ -590,25 +590,8 @@ class VAE:
     def _check_rows_fit(self, n):
         """Refuse n decoder rows at once if their arrays would not fit in memory."""
         width = self.input_dim + self.latent_dim + sum(self.config.hidden_dims)
-        memory.check_fits(2 * n * width * self.dtype.itemsize, f"decoding {n:,} samples at once",
+        checks.check_fits(2 * n * width * self.dtype.itemsize, f"decoding {n:,} samples at once",
                           "ask for fewer (e.g. in batches)")
-
-    # ------------------------------------------------------------------------ training
-
-    # npvae.training and npvae.evaluate import the models, never the reverse. The package sets
-    # these to npvae.train and the npvae.evaluate module when it is imported
-    # (npvae/__init__.py), so fit and log_likelihood need no upward import.
-    _trainer = None
-    _evaluate = None
-
-    def fit(self, x, **kwargs):
-        """Train in place by ``npvae.train(self, x, **kwargs)``; returns the history."""
-        return self._trainer(self, x, **kwargs)
-
-    def log_likelihood(self, x, k=1000, rng=None):
-        """log p(x) per example, importance-weighted with k samples (nats), (N,) float64:
-        ``npvae.evaluate.log_likelihood(self, x, k=k, rng=rng)``, which chunks the work."""
-        return self._evaluate.log_likelihood(self, x, k=k, rng=rng)
 
     def _prior_draws(self, n, rng):
         self._check_rows_fit(n)

@@ -1,6 +1,6 @@
 """A training run's bookkeeping: where it stands, its checkpoints, resuming, Ctrl-C and progress.
 
-The training loop (``npvae.training``) does the arithmetic; a ``Run`` keeps what surrounds it:
+The training loop (``npvae.run.training``) does the arithmetic; a ``Run`` keeps what surrounds it:
 
     run = Run(out_dir, model, optimizer, rng, history)
     state = run.resume(path, n, batch_size)   or   run.start(n, batch_size)
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint
-from .errors import CheckpointError, NpvaeError
+from ..core.errors import CheckpointError, NpvaeError
 
 try:
     import fcntl  # POSIX; where it is missing (Windows), run folders are not locked

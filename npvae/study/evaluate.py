@@ -21,9 +21,11 @@ import math
 
 import numpy as np
 
-from . import checks, distributions, memory
-from .batching import minibatches
-from .distributions import logsumexp
+from ..core import checks
+from ..core import distributions
+from . import memory
+from ..core.batching import minibatches
+from ..core.distributions import logsumexp
 
 # Decoder rows (examples × samples) per chunk of the log-likelihood. For the 784-400-20 model a
 # chunk's largest arrays, (rows, 784) float32, are ~3 MB each: they stay in the L3 cache.

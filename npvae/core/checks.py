@@ -4,13 +4,16 @@ Rules, documented once here:
 - data must be a 2-D floating array (B, D); float data of another precision is cast to the
   model's dtype (so float64 data trains a float32 model in float32). Integer, boolean and uint8
   arrays are refused, because their scale is ambiguous (0..255 pixels or 0/1 bits): convert them
-  with ``npvae.data.to_float`` or ``x.astype(np.float32) / 255``.
+  with ``npvae.run.data.to_float`` or ``x.astype(np.float32) / 255``.
 - values must be finite, and within [0, 1] for a Bernoulli likelihood.
 """
 
 import numbers
+import os
 
 import numpy as np
+
+from .errors import TooLargeError
 
 
 def as_batch(x, input_dim, dtype, name="x", unit_interval=False):
@@ -19,7 +22,7 @@ def as_batch(x, input_dim, dtype, name="x", unit_interval=False):
     if not (np.issubdtype(x.dtype, np.floating)):
         raise TypeError(
             f"{name} has dtype {x.dtype}; npvae needs floating-point data. Convert it first, "
-            f"e.g. {name}.astype(np.float32) / 255 for uint8 pixels (npvae.data.to_float does this)."
+            f"e.g. {name}.astype(np.float32) / 255 for uint8 pixels (npvae.run.data.to_float does this)."
         )
     if x.ndim != 2 or x.shape[1] != input_dim:
         raise ValueError(
@@ -92,3 +95,31 @@ def as_generator(value, name):
     if isinstance(value, numbers.Integral) and value < 0:
         raise ValueError(f"seed must be an integer ≥ 0, got {value}.")
     return np.random.default_rng(value)
+
+
+# ----------------------------------------------------------------------------- memory
+
+def physical_bytes():
+    """The machine's physical memory in bytes, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits(n_bytes, what, fix):
+    """Refuse, with a MemoryError naming ``what`` and ``fix``, a request for more bytes than
+    the machine has: asked before allocating, so the answer is a sentence, not a traceback."""
+    total = physical_bytes()
+    if total is not None and n_bytes > total:
+        raise TooLargeError(f"{what} needs about {_size(n_bytes)}, more than this machine's "
+                            f"{_size(total)} of memory; {fix}.")
+
+
+
+def _size(n_bytes):
+    """e.g. "584 GB", "3.1 MB"."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.3g} {unit}"
+    return f"{n_bytes:.0f} bytes"

@@ -24,8 +24,8 @@ import numbers
 
 import numpy as np
 
-from . import checks
-from .vae import DEFAULT_HIDDEN_DIMS, DEFAULT_LATENT_DIM, VAE, VAEConfig
+from ..core import checks
+from ..core.vae import DEFAULT_HIDDEN_DIMS, DEFAULT_LATENT_DIM, VAE, VAEConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,22 +145,6 @@ class CVAE(VAE):
         rng = self.rng if rng is None else checks.as_generator(rng, "rng")
         z = self._prior_draws(len(labels), rng)  # (N, Z)
         return self._decode(z, self._cond(labels, len(labels)), draw, rng)
-
-    def log_likelihood(self, x, y, k=1000, rng=None):
-        """log p(x|y) per example, importance-weighted with k samples (nats): (N,) float64.
-        See ``npvae.evaluate.log_likelihood``."""
-        return self._evaluate.log_likelihood(self, x, k=k, rng=rng, y=y)
-
-    def classify(self, x, k=100, rng=None, prior=None):
-        """Bayes' rule: argmax_y log p(x|y) + log p(y), with p(y) = ``prior`` (C,) (e.g. the
-        training labels' frequencies; None for uniform). Returns the labels (N,) and the log
-        posteriors log p(y|x), (N, C). See ``npvae.evaluate.classify``."""
-        return self._evaluate.classify(self, x, k=k, rng=rng, prior=prior)
-
-    def fit(self, x, y, **kwargs):
-        """Train in place on x : (N, D) with labels y : (N,), by ``npvae.train(self, x, y=y,
-        **kwargs)`` (``y_val`` with ``x_val``); returns the history."""
-        return self._trainer(self, x, y=y, **kwargs)
 
     def log_weights(self, x, y, eps, fused=False):
         """log w = log p(x|z,y) + log p(z) - log q(z|x,y) for each sample: (K, B)."""

@@ -559,7 +559,7 @@ def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, see
 def _test_figures(model, x, labels, x_kl, out, dataset, context):
     """The figures of ``plot_checkpoint`` drawn on test images x : (N, D) with their labels
     (N,), x_kl the images the KL is measured on: the list of Paths written."""
-    from .evaluate import kl_per_dimension
+    from ..study.evaluate import kl_per_dimension
 
     y = labels if model.conditional else None  # what a CVAE's calls are given
     written = [savefig(reconstructions(model, x[:20], context=context,
@@ -587,7 +587,7 @@ def regularity_views(models, x, labels, x_a, x_b, seed=0, dataset=None, context=
     views: the codes of the images x (N, D) coloured by label; 36 decoded draws z ~ N(0, I);
     a decoded 10 × 10 grid over the box the codes occupy; and straight paths between the codes
     of the pairs (x_a, x_b), each (P, D), one row of 10 steps per pair."""
-    from .regularity import codes, latent_grid
+    from ..study.regularity import codes, latent_grid
 
     fig, axes = plt.subplots(len(models), 4, figsize=(17, 4.2 * len(models)),
                              gridspec_kw={"width_ratios": [1.25, 1, 1, 1.4]})

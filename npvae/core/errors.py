@@ -15,3 +15,7 @@ class DataError(NpvaeError, ValueError):
 
 class CheckpointError(NpvaeError, ValueError):
     """A checkpoint is missing, corrupt, unsafe, or from an incompatible model or format."""
+
+
+class TooLargeError(NpvaeError, MemoryError):
+    """A request (a model, a batch of samples) too large for this machine's memory."""

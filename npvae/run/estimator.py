@@ -19,10 +19,10 @@ import inspect
 
 import numpy as np
 
-from .errors import NpvaeError
-from .evaluate import elbo
+from ..core.errors import NpvaeError
+from ..study.evaluate import elbo
 from .training import train
-from .vae import DEFAULT_HIDDEN_DIMS, VAE
+from ..core.vae import DEFAULT_HIDDEN_DIMS, VAE
 
 
 class NotFittedError(NpvaeError, ValueError, AttributeError):

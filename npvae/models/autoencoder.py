@@ -14,9 +14,9 @@ VAE's; the encoder has one head, ``code``, instead of ``mu`` and ``logvar``.
 Symbols: B batch, D data, H hidden, Z code size.
 """
 
-from . import checks
-from .layers import dense_backward
-from .vae import VAE
+from ..core import checks
+from ..core.layers import dense_backward
+from ..core.vae import VAE
 
 
 class Autoencoder(VAE):

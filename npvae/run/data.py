@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from npvae.errors import DataError
+from npvae.core.errors import DataError
 
 __all__ = [
     "read_idx",
@@ -403,7 +403,7 @@ def load_dataset(name, split, data_dir=None, download=True, dtype=np.float32):
 
 # MNIST's test split (10,000 images; LeCun, Cortes and Burges, CC BY-SA 3.0) ships inside npvae,
 # the canonical files byte for byte, so that the main job runs without a network.
-BUNDLED_DIR = Path(__file__).resolve().parent / "datasets" / "mnist"
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "datasets" / "mnist"  # npvae/datasets
 TEST_FRACTION = 5  # the protocol of training on one split: a fifth of it is held out for testing
 MIN_EXAMPLES = 10  # a user's file must hold enough to split off a test set
 

@@ -28,15 +28,15 @@ import numbers
 
 import numpy as np
 
-from . import checks
-from .distributions import (
+from ..core import checks
+from ..core.distributions import (
     gaussian_log_density,
     kl_standard_normal,
     reparameterize_backward,
     reparameterize_forward,
     standard_normal_log_density,
 )
-from .vae import DEFAULT_HIDDEN_DIMS, VAE, VAEConfig, layer_shapes
+from ..core.vae import DEFAULT_HIDDEN_DIMS, VAE, VAEConfig, layer_shapes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,7 +205,7 @@ class HVAE(VAE):
 
     def _log_weights(self, x, cond, eps, fused):
         """log w = log p(x|z₁) + log p(z₁|z₂) + log p(z₂) − log q(z₁|x) − log q(z₂|z₁) for
-        each sample: (K, B). The importance weights of ``npvae.evaluate.log_likelihood``."""
+        each sample: (K, B). The importance weights of ``npvae.study.evaluate.log_likelihood``."""
         x = checks.as_batch(x, self.input_dim, self.dtype,
                             unit_interval=self.config.likelihood == "bernoulli")
         eps = checks.as_eps(eps, x.shape[0], self.noise_dim, self.dtype)

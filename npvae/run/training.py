@@ -30,13 +30,16 @@ import time
 
 import numpy as np
 
-from . import checks, data, evaluate, runs
-from .batching import minibatches, n_batches
-from .cvae import as_labels
-from .errors import NpvaeError
-from .optim import Adam
-from .runs import TrainingInterrupted  # noqa: F401  (re-exported: npvae.training's public name)
-from .vae import OBJECTIVES
+from ..core import checks
+from . import data
+from ..study import evaluate
+from . import runs
+from ..core.batching import minibatches, n_batches
+from ..models.cvae import as_labels
+from ..core.errors import NpvaeError
+from ..core.optim import Adam
+from .runs import TrainingInterrupted  # noqa: F401  (re-exported: npvae.run.training's public name)
+from ..core.vae import OBJECTIVES
 
 BINARIZE = ("dynamic", "static", None)
 
@@ -207,7 +210,7 @@ def _training_data(model, x, y, x_val, y_val, binarize, val_binarize_seed):
     x = checks.as_batch(x, model.input_dim, model.dtype, "x_train", unit)
     if binarize == "static" and not ((x == 0) | (x == 1)).all():
         raise ValueError("binarize='static' needs binary (0/1) data: binarize it once first, "
-                         "e.g. x = npvae.data.binarize(x, rng), or use binarize='dynamic'.")
+                         "e.g. x = npvae.run.data.binarize(x, rng), or use binarize='dynamic'.")
     y = _labels(model, y, len(x), "y")
     if x_val is not None:
         x_val = checks.as_batch(x_val, model.input_dim, model.dtype, "x_val", unit)

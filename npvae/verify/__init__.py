@@ -1,0 +1,1 @@
+"""The checks a reader runs: finite differences, objective checks, planted bugs."""

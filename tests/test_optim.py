@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from npvae import SGD, Adam
+from npvae.core import optim
 
 
 def test_adam_first_step_is_lr_times_sign():
@@ -137,3 +138,110 @@ def test_sgd_counts_its_steps():
     for _ in range(3):
         opt.step({"w": np.ones(2)})
     assert opt.t == 3 and int(opt.state_dict()["t"]) == 3
+
+
+# Subnormal state (issue 26): decayed moments are flushed to zero every FLUSH_EVERY steps.
+
+def _subnormal_count(arrays):
+    """How many entries of the arrays are nonzero and below their dtype's smallest normal."""
+    return sum(int(np.count_nonzero((a != 0) & (np.abs(a) < np.finfo(a.dtype).smallest_normal)))
+               for a in arrays)
+
+
+def _state_arrays(opt):
+    return [a for k, a in opt.state_dict().items() if k != "t"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("fused", [False, True])
+def test_adam_state_holds_no_subnormal_after_many_zero_gradients(dtype, fused):
+    """A parameter whose gradient is zero for many steps (a border pixel's weights): its m and
+    v decay by β₁ and β₂ a step. Started just above the smallest normal float, both decay
+    into the subnormal range within a few steps (checked against the recurrence without the
+    flush); at every multiple of FLUSH_EVERY, the optimizer's state holds none."""
+    tiny = np.finfo(dtype).smallest_normal
+    params = {"w": np.ones(6, dtype), "b": np.ones(2, dtype)}
+    opt = Adam(params, lr=1e-3, fused=fused)
+    opt.load_state_dict({"t": np.array(10), "m.w": np.full(6, -2 * tiny, dtype),
+                         "v.w": np.full(6, 1.001 * tiny, dtype), "m.b": np.zeros(2, dtype),
+                         "v.b": np.zeros(2, dtype)})
+    zero = {"w": np.zeros(6, dtype), "b": np.zeros(2, dtype)}
+    steps = 3 * optim.FLUSH_EVERY - opt.t % optim.FLUSH_EVERY  # ends on a flush step
+    m_ref, v_ref = -2 * tiny * 0.9 ** np.arange(1, steps + 1), 1.001 * tiny * 0.999 ** np.arange(
+        1, steps + 1)
+    assert (np.abs(m_ref[-1]) < tiny) and (v_ref[-1] < tiny)  # would be subnormal unflushed
+    assert dtype(m_ref[-1]) != 0 and dtype(v_ref[-1]) != 0
+    for _ in range(steps):
+        opt.step(zero)
+        if opt.t % optim.FLUSH_EVERY == 0:
+            assert _subnormal_count(_state_arrays(opt)) == 0, opt.t
+    assert opt.t % optim.FLUSH_EVERY == 0
+    assert np.all(opt.state_dict()["m.w"] == 0) and np.all(opt.state_dict()["v.w"] == 0)
+    assert np.all(params["w"] == 1) and params["w"].dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_momentum_holds_no_subnormal_velocity(dtype):
+    """SGD with momentum 0.9 after one gradient and then zeros: the velocity decays by 0.9 a
+    step (as its recurrence, computed here in the same dtype, says), into the subnormal range;
+    at the multiple of FLUSH_EVERY it is zero."""
+    tiny = np.finfo(dtype).smallest_normal
+    params = {"w": np.zeros(3, dtype)}
+    opt = SGD(params, lr=0.1, momentum=0.9)
+    velocity = np.full(3, 4 * tiny, dtype)
+    opt.step({"w": velocity.copy()})
+    for _ in range(optim.FLUSH_EVERY - 1):
+        opt.step({"w": np.zeros(3, dtype)})
+        velocity *= dtype(0.9)
+        if opt.t % optim.FLUSH_EVERY:
+            np.testing.assert_array_equal(opt.state_dict()["velocity.w"], velocity)
+    assert opt.t == optim.FLUSH_EVERY
+    assert np.all((0 < velocity) & (velocity < tiny))  # subnormal, had it not been flushed
+    assert np.all(opt.state_dict()["velocity.w"] == 0)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_adam_decays_real_moments_into_zero_not_subnormals_in_float32(fused):
+    """From a real gradient, then zeros: float32 m falls below 1.2e-38 after ~790 steps of β₁
+    and then sticks at a subnormal (β₁·x rounds back to x); with the flush it ends at 0."""
+    params = {"w": np.zeros(4, np.float32)}
+    opt = Adam(params, lr=1e-3, fused=fused)
+    opt.step({"w": np.full(4, 1e-3, np.float32)})
+    zero = {"w": np.zeros(4, np.float32)}
+    while opt.t < 1000:
+        opt.step(zero)
+    m = opt.state_dict()["m.w"]
+    assert np.all(m == 0), m
+    unflushed = np.float32(1e-4)  # the same recurrence, in float32, without the flush
+    for _ in range(999):
+        unflushed *= np.float32(0.9)
+    assert 0 < unflushed < np.finfo(np.float32).smallest_normal
+
+
+def test_the_flush_changes_no_normal_range_trajectory():
+    """Over 3·FLUSH_EVERY steps of normal-range gradients, Adam with the flush is bit for bit
+    Adam without it (a flush at every step, and none at all), in both forms."""
+    rng = np.random.default_rng(3)
+    grads = [{"w": rng.standard_normal((4, 5)).astype(np.float32)}
+             for _ in range(3 * optim.FLUSH_EVERY)]
+    for fused in (False, True):
+        finals = []
+        for every in (optim.FLUSH_EVERY, 1, 10**9):
+            params = {"w": np.ones((4, 5), np.float32)}
+            opt = Adam(params, lr=1e-2, fused=fused)
+            old, optim.FLUSH_EVERY = optim.FLUSH_EVERY, every
+            try:
+                for g in grads:
+                    opt.step(g)
+            finally:
+                optim.FLUSH_EVERY = old
+            finals.append(params["w"])
+        assert np.array_equal(finals[0], finals[1]) and np.array_equal(finals[0], finals[2])
+
+
+def test_flush_subnormals_keeps_normals_signs_and_zeros():
+    for dtype in (np.float32, np.float64):
+        tiny = np.finfo(dtype).smallest_normal
+        a = np.array([tiny, -tiny, tiny / 2, -tiny / 4, 0.0, 1.0, -3.5, np.inf], dtype)
+        optim.flush_subnormals(a)
+        np.testing.assert_array_equal(a, np.array([tiny, -tiny, 0, 0, 0, 1, -3.5, np.inf], dtype))

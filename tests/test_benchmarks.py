@@ -1,0 +1,76 @@
+"""benchmarks/epoch_time.py's tools (issue 26): what it reports about the machine, how it
+counts subnormals and drift, and that one short row runs through the current library."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from npvae.core import optim
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def epoch_time():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module("epoch_time")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_subnormals_counts_only_nonzero_entries_below_the_smallest_normal(epoch_time):
+    tiny32, tiny64 = np.finfo(np.float32).smallest_normal, np.finfo(np.float64).smallest_normal
+    a = np.array([0, tiny32, tiny32 / 2, -tiny32 / 8, 1e-45, 1.0], np.float32)
+    b = np.array([tiny32 / 2, tiny64 / 2, -tiny64 / 3, tiny64], np.float64)  # normal in float64
+    assert epoch_time.subnormals([a]) == 3
+    assert epoch_time.subnormals([a, b]) == 5
+
+
+def test_drift_is_the_last_epochs_over_the_second(epoch_time):
+    assert epoch_time.drift([9.0, 2.5, 2.6, 3.0, 4.0, 4.3]) == pytest.approx(4.0 / 2.5)
+    assert np.isnan(epoch_time.drift([1.0, 2.0]))
+
+
+def test_flush_every_switches_the_flush_and_restores_it(epoch_time):
+    before = optim.FLUSH_EVERY
+    with epoch_time.flush_every(epoch_time.NO_FLUSH):
+        assert optim.FLUSH_EVERY == epoch_time.NO_FLUSH
+    assert optim.FLUSH_EVERY == before
+
+
+def test_the_machine_lines_name_cpu_simd_and_blas(epoch_time):
+    lines = epoch_time.machine_lines()
+    assert lines[0].startswith("CPU: ") and "unknown" not in lines[0].split(",")[0]
+    baseline, found = epoch_time.simd_features()
+    assert baseline and all(isinstance(f, str) for f in baseline + found)
+    assert any(line.startswith("BLAS: ") and "kernel" in line for line in lines)
+
+
+def test_blas_info_works_without_threadpoolctl(epoch_time, monkeypatch):
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import now raises ImportError
+    info = epoch_time.blas_info()
+    assert "threadpoolctl" not in info or "not installed" in info
+    assert info.startswith("OpenBLAS, kernel ") or info.startswith("unknown")
+
+
+def test_one_short_row_reports_each_epoch_and_the_optimizer_subnormals(epoch_time, capsys):
+    x = (np.random.default_rng(0).random((600, 784)) < 0.3).astype(np.float32)
+    t = epoch_time.run_row(("standard", (16,), 3, 128, False, True, True), x, 2, seed=0)
+    assert len(t["epoch"]) == len(t["matmul"]) == len(t["subnormal"]) == 2
+    assert all(s > 0 for s in t["epoch"]) and all(n >= 0 for n in t["subnormal"])
+    out = capsys.readouterr().out
+    assert "epoch s" in out and "subnormal" in out
+
+
+def test_the_step_breakdown_times_every_part(epoch_time):
+    x = (np.random.default_rng(0).random((128, 784)) < 0.3).astype(np.float32)
+    ms = epoch_time.step_breakdown(x, seed=0, repeats=2)
+    assert {"products alone", "loss_and_grads", "Adam fused, no flush",
+            "Adam textbook, flush every step"} <= set(ms)
+    difference = ms.pop("loss elementwise (the difference)")
+    assert difference[0] == pytest.approx(ms["loss_and_grads"][0] - ms["products alone"][0])
+    assert all(wall > 0 and cpu >= 0 for wall, cpu in ms.values())

@@ -74,3 +74,9 @@ def test_the_step_breakdown_times_every_part(epoch_time):
     difference = ms.pop("loss elementwise (the difference)")
     assert difference[0] == pytest.approx(ms["loss_and_grads"][0] - ms["products alone"][0])
     assert all(wall > 0 and cpu >= 0 for wall, cpu in ms.values())
+
+
+def test_the_subnormal_penalty_runs_each_operation_on_both_kinds_of_input(epoch_time):
+    result = epoch_time.subnormal_penalty(n=1000, repeats=2)
+    assert "a *= 0.9" in result and "exp(a), result subnormal" in result
+    assert all(len(pair) == 2 and min(pair) >= 0 for pair in result.values())

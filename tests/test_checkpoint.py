@@ -13,6 +13,7 @@ import pytest
 
 import npvae
 from npvae.run import checkpoint
+from npvae.run import files as files_module
 from npvae.models.cvae import CVAE
 from npvae.core.errors import CheckpointError
 
@@ -130,7 +131,7 @@ def test_a_failed_write_keeps_the_old_checkpoint_and_leaves_no_temp_file(tmp_pat
     if fail_in == "savez":
         monkeypatch.setattr(np, "savez", broken_savez)
     else:
-        monkeypatch.setattr(checkpoint.os, "replace", broken_replace)
+        monkeypatch.setattr(files_module.os, "replace", broken_replace)
     with pytest.raises(OSError):
         checkpoint.save(path, newer)
     monkeypatch.undo()
@@ -269,7 +270,7 @@ def test_a_saved_rng_of_an_unknown_kind_is_refused():
     with pytest.raises(CheckpointError, match="unknown bit generator 'os.system'"):
         checkpoint.generator({"bit_generator": "os.system", "state": {}})
     mt = np.random.Generator(np.random.MT19937(3))
-    state = json.loads(json.dumps(mt.bit_generator.state, default=checkpoint._to_builtin))
+    state = json.loads(json.dumps(mt.bit_generator.state, default=files_module.to_builtin))
     assert np.array_equal(checkpoint.generator(state).random(3), mt.random(3))
 
 

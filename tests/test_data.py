@@ -7,7 +7,6 @@ pointed into tmp_path (see ``isolated``), so nothing touches the real user cache
 
 import functools
 import gzip
-import os
 import hashlib
 import http.server
 import socket
@@ -22,10 +21,7 @@ from hypothesis import strategies as st
 from npvae.run import data
 from npvae.core.errors import DataError
 
-# Real MNIST files: the test split bundled with npvae, always; the training labels only where
-# $NPVAE_DATA_DIR (read before the tests isolate the environment) holds them, in DIR/mnist.
-MNIST_DIR = data.BUNDLED_DIR
-USER_MNIST_DIR = Path(os.environ.get("NPVAE_DATA_DIR") or "/nonexistent") / "mnist"
+MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared/data/mnist"
 REAL_SYSTEM_DATA_DIRS = data.SYSTEM_DATA_DIRS
 TEST_FILES = ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
@@ -322,10 +318,9 @@ def test_real_mnist_test_split():
         assert digests(MNIST_DIR / filename) == data.CHECKSUMS["mnist"][filename]
 
 
-@pytest.mark.skipif(not (USER_MNIST_DIR / "train-labels-idx1-ubyte.gz").exists(),
-                    reason="no MNIST training labels in $NPVAE_DATA_DIR/mnist")
+@pytest.mark.skipif(not (MNIST_DIR / "train-labels-idx1-ubyte.gz").exists(), reason="no file")
 def test_real_mnist_train_labels():
-    path = USER_MNIST_DIR / "train-labels-idx1-ubyte.gz"
+    path = MNIST_DIR / "train-labels-idx1-ubyte.gz"
     assert digests(path) == data.CHECKSUMS["mnist"]["train-labels-idx1-ubyte.gz"]
     labels = data.read_idx(path)
     assert labels.shape == (60000,) and set(np.unique(labels)) == set(range(10))

@@ -142,7 +142,8 @@ def test_a_malformed_optimizer_state_is_named(run, change, message):
 
 
 def test_plot_draws_what_it_can_from_a_history_without_losses(run, tmp_path):
-    rewrite(run / "checkpoint.npz", {"history": np.array(json.dumps([{"epoch": 1}]))})
+    rewrite(run / "checkpoint.npz", {"history": np.array(json.dumps([{"epoch": 1}])),
+                                     "progress": np.array("null")})  # a model, not a run
     written = {p.name for p in plots.plot_checkpoint(run, tmp_path / "figs")}
     assert "samples.png" in written and "loss_curves.png" not in written
 

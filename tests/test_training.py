@@ -68,7 +68,7 @@ def test_training_lowers_the_loss_and_records_each_epoch(x):
     assert history[-1]["val_loss"] < history[0]["val_loss"] - 0.5
     for r in history:
         assert set(r) == {"epoch", "loss", "recon", "kl", "beta", "seconds", "examples_per_s",
-                          "val_loss", "val_recon", "val_kl"}
+                          "val_loss", "val_recon", "val_kl", "lr"}
         assert r["loss"] == pytest.approx(r["recon"] + r["kl"])  # beta = 1
         assert r["val_loss"] == pytest.approx(r["val_recon"] + r["val_kl"])
         assert r["seconds"] > 0 and r["examples_per_s"] > 0

@@ -19,17 +19,24 @@ Layout of the file (plain arrays only; it is read with ``allow_pickle=False``):
     progress          ()  unicode  where training stands (epoch, step within it) as JSON, or "null"
     extra             ()  unicode  free JSON metadata (the command line stores its flags here)
 
-The file is written atomically: to a temporary file in the same folder, flushed and fsynced,
-then moved over the old one with ``os.replace``. A write that fails, or a process killed in
-the middle of it, leaves the previous checkpoint intact (a ``kill -9`` may leave a hidden
-``.checkpoint.npz.<pid>.<hex>.tmp`` file behind, which is safe to delete).
+The file is written atomically (``files.atomic_write``, as every file npvae writes): to a
+temporary file in the same folder, flushed and fsynced, then moved over the old one with
+``os.replace``. A write that fails, or a process killed in the middle of it, leaves the previous
+checkpoint intact (a ``kill -9`` may leave a hidden ``.checkpoint.npz.<pid>.<hex>.tmp`` file
+behind, which the next save removes).
+
+One schema, ``check_metadata``, covers every JSON field above: types, ranges (a step within
+its epoch, a seed ≥ 0), the known keys of ``extra`` and of the saved training settings
+(``ARGS``), and the fields against each other (the progress's epoch is the history's length,
+its batch size the saved setting's). ``save`` applies it before writing, so npvae never
+writes a checkpoint it would refuse to read; every load applies it after reading, so a
+damaged or edited file is refused with a CheckpointError naming the file, the field and what
+was expected.
 """
 
 import dataclasses
-import glob
 import json
-import os
-import secrets
+import math
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +45,10 @@ from ..models.autoencoder import Autoencoder
 from ..models.cvae import CVAE, CVAEConfig
 from ..models.hvae import HVAE, HVAEConfig
 from ..core.errors import CheckpointError
-from ..core.vae import VAE, VAEConfig
+from ..core.layers import ACTIVATIONS
+from ..core.vae import LIKELIHOODS, OBJECTIVES, VAE, VAEConfig
+from . import files
+from .files import atomic_write  # noqa: F401  (checkpoint.atomic_write, as before)
 
 FORMAT_VERSION = 1
 FILENAME = "checkpoint.npz"  # the name used inside a run folder; ``resolve`` adds it to folders
@@ -101,20 +111,26 @@ def save(path, model, optimizer=None, history=None, rng=None, extra=None, progre
         if not np.isfinite(p).all():
             raise CheckpointError(f"refusing to save {path}: parameter {name!r} holds NaN or "
                                   f"infinite values. The previous checkpoint is kept.")
+    meta = {"optimizer": None if optimizer is None else {"class": type(optimizer).__name__,
+                                                         "lr": float(optimizer.lr)},
+            "model_rng": model.rng.bit_generator.state,
+            "rng": None if rng is None else rng.bit_generator.state,
+            "history": list(history or []), "progress": progress, "extra": dict(extra or {})}
+    texts = {key: json.dumps(value, default=files.to_builtin) for key, value in meta.items()}
+    try:  # what is written is what will be read: the JSON text, checked by the one schema
+        check_metadata({key: json.loads(text) for key, text in texts.items()})
+    except _Bad as bad:
+        raise CheckpointError(f"refusing to save {path}: {bad}. Nothing was written (a previous "
+                              f"checkpoint there is kept).") from None
     arrays = {
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
         "model_class": np.array(type(model).__name__),
         "config": _json_array(model.config.to_dict()),
-        "model_rng": _json_array(model.rng.bit_generator.state),
-        "rng": _json_array(None if rng is None else rng.bit_generator.state),
-        "history": _json_array(list(history or [])),
-        "progress": _json_array(progress),
-        "extra": _json_array(dict(extra or {})),
+        **{key: np.array(text) for key, text in texts.items() if key != "optimizer"},
     }
     arrays.update({f"param/{k}": p for k, p in model.params.items()})
     if optimizer is not None:
-        arrays["optimizer"] = _json_array({"class": type(optimizer).__name__,
-                                           "lr": float(optimizer.lr)})
+        arrays["optimizer"] = np.array(texts["optimizer"])
         arrays.update({f"optimizer/{k}": np.asarray(v)
                        for k, v in optimizer.state_dict().items()})
     atomic_write(path, lambda f: np.savez(f, **arrays))
@@ -122,80 +138,13 @@ def save(path, model, optimizer=None, history=None, rng=None, extra=None, progre
 
 
 def save_json(path, obj):
-    """Write ``obj`` as indented JSON to ``path``, atomically (as ``save`` does)."""
-    text = json.dumps(obj, indent=1, default=_to_builtin) + "\n"
-    return atomic_write(Path(path), lambda f: f.write(text.encode()))
-
-
-def atomic_write(path, write):
-    """Call ``write(file)`` on a temporary file next to ``path``, then move it into place.
-
-    The data is flushed and fsynced before ``os.replace``, which swaps the file in one step. On
-    any failure (Ctrl-C included) the temporary file is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_tmp(path)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)  # make the rename itself durable
-    return path
-
-
-def _remove_stale_tmp(path):
-    """Delete the temporary files that an interrupted save of ``path`` left (``kill -9`` in
-    mid-write): those named ``.<name>.<pid>.<hex>.tmp`` whose process no longer runs."""
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        pid = tmp.name[len(path.name) + 2:].split(".")[0]
-        if pid.isdigit() and not _running(int(pid)):
-            tmp.unlink(missing_ok=True)
-
-
-def _running(pid):
-    """True if a process with this pid exists (or may: one we cannot signal)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, OSError):
-        return True
-    return True
-
-
-def _fsync_folder(folder):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open a folder; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _to_builtin(obj):
-    """JSON fallback: numpy arrays and scalars (e.g. in an MT19937 state) to Python values."""
-    if isinstance(obj, (np.ndarray, np.generic)):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot store a {type(obj).__name__} in a checkpoint's JSON metadata")
+    """Write ``obj`` as indented JSON to ``path``, atomically (``files.write_json``)."""
+    return files.write_json(path, obj)
 
 
 def _json_array(obj):
     """A 0-d unicode array holding ``obj`` as JSON text."""
-    return np.array(json.dumps(obj, default=_to_builtin))
+    return np.array(json.dumps(obj, default=files.to_builtin))
 
 
 # --------------------------------------------------------------------------- reading
@@ -324,16 +273,23 @@ def _copy_params(path, arrays, model):
 def generator(state, path="the checkpoint", field="rng"):
     """A new Generator whose bit generator has the saved ``state`` (a bit_generator.state dict);
     a CheckpointError naming ``path`` and ``field`` if the state is malformed."""
+    try:
+        return _generator(state, field)
+    except _Bad as bad:
+        raise CheckpointError(f"{path}: {bad}; the file is corrupt.") from None
+
+
+def _generator(state, field):
     name = state.get("bit_generator") if isinstance(state, dict) else None
     if name not in BIT_GENERATORS:
-        raise CheckpointError(f"{path}: unknown bit generator {name!r} in the saved RNG state "
-                              f"{field!r}; expected one of {', '.join(BIT_GENERATORS)}.")
+        raise _Bad(f"unknown bit generator {name!r} in the saved RNG state {field!r}; expected "
+                   f"one of {', '.join(BIT_GENERATORS)}")
     bit_generator = getattr(np.random, name)()
     try:
         bit_generator.state = state
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise CheckpointError(f"{path}: the saved RNG state {field!r} is malformed "
-                              f"({type(exc).__name__}: {exc}); the file is corrupt.") from None
+        raise _Bad(f"the saved RNG state {field!r} is malformed ({type(exc).__name__}: "
+                   f"{exc})") from None
     return np.random.Generator(bit_generator)
 
 
@@ -380,32 +336,13 @@ def _restore(path, arrays, model):
     return model
 
 
-HISTORY_KEYS = ("epoch",)  # what every epoch's record holds, at least
-
-
-def _history(path, history):
-    """The saved history, checked: a list of records, each a dict with numbers under
-    HISTORY_KEYS; else a CheckpointError naming the file, the record and the field."""
-    if not isinstance(history, list):
-        raise CheckpointError(f"{path}: the saved 'history' is a {type(history).__name__}, not a "
-                              f"list of epoch records; the file is corrupt.")
-    for i, record in enumerate(history):
-        missing = [key for key in HISTORY_KEYS if not (
-            isinstance(record, dict) and isinstance(record.get(key), (int, float)))]
-        if missing:
-            raise CheckpointError(f"{path}: record {i} of the saved 'history' lacks numbers "
-                                  f"for {', '.join(missing)}; the file is corrupt.")
-    return history
-
-
 def load(path):
     """The model saved at ``path`` (a ``.npz`` file, or a run folder holding checkpoint.npz).
 
     Its parameters, config and ``model.rng`` are as saved. Raises CheckpointError for a
     missing, truncated, corrupt, unsafe (pickled) or newer-format file.
     """
-    path, arrays = read_arrays(path)
-    return _restore(path, arrays, None)
+    return load_training_state(path).model
 
 
 def load_with_metadata(path):
@@ -425,8 +362,16 @@ def load_training_state(path, model=None):
     differences) and the saved parameters are copied into it, in place.
     """
     path, arrays = read_arrays(path)
+    meta = {key: _json(path, arrays, key, default)
+            for key, default in (("optimizer", None), ("model_rng", None), ("rng", None),
+                                 ("history", []), ("progress", None), ("extra", {}))}
+    try:
+        check_metadata(meta)
+    except _Bad as bad:
+        raise CheckpointError(f"{path}: {bad}; the file is corrupt (or was edited). Use an "
+                              f"earlier checkpoint, or train afresh.") from None
     model = _restore(path, arrays, model)
-    optimizer = _json(path, arrays, "optimizer")
+    optimizer = meta["optimizer"]
     optimizer_state = None
     if optimizer is not None:
         optimizer_state = {k[len("optimizer/"):]: v for k, v in arrays.items()
@@ -435,9 +380,197 @@ def load_training_state(path, model=None):
         model=model,
         optimizer_class=None if optimizer is None else optimizer.get("class"),
         optimizer_state=optimizer_state,
-        rng_state=_json(path, arrays, "rng"),
-        history=_history(path, _json(path, arrays, "history", [])),
-        progress=_json(path, arrays, "progress"),
-        extra=_json(path, arrays, "extra", {}),
+        rng_state=meta["rng"],
+        history=meta["history"],
+        progress=meta["progress"],
+        extra=meta["extra"],
         path=path,
     )
+
+
+# --------------------------------------------------------------------------- the schema
+#
+# One validator, ``check_metadata``, for every JSON field a checkpoint holds; ``save`` applies it
+# before writing and ``load_training_state`` (so every load) after reading. A field that breaks
+# it raises _Bad, which the caller turns into a CheckpointError naming the file.
+
+
+class _Bad(Exception):
+    """A field of a checkpoint's metadata breaks the schema; the text names it and what was
+    expected."""
+
+
+OPTIMIZERS = ("Adam", "SGD")
+# The numbers an epoch's record may hold, and the ones a resumable run's records must hold
+# (the summary and the curves read them).
+RECORD_NUMBERS = ("epoch", "loss", "recon", "kl", "beta", "seconds", "examples_per_s", "lr",
+                  "val_loss", "val_recon", "val_kl")
+RECORD_KEYS = ("epoch", "loss", "recon", "kl", "beta", "seconds", "examples_per_s")
+PROGRESS_KEYS = ("epoch", "step", "shuffle_seed", "n_train", "batch_size", "sums")
+SUMS_KEYS = ("loss", "recon", "kl", "seconds", "beta")
+
+
+def _is_int(v, low=0, high=None):
+    return (isinstance(v, int) and not isinstance(v, bool) and v >= low
+            and (high is None or v < high))
+
+
+def _is_number(v, low=-math.inf, finite=True):
+    return (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= low
+            and (math.isfinite(v) or not finite))
+
+
+def _one_of(*choices):
+    return lambda v: v in choices, f"one of {', '.join(map(repr, choices))}"
+
+
+def _ints(low, n=None):
+    return (lambda v: isinstance(v, list) and all(_is_int(h, low) for h in v)
+            and (n is None or len(v) == n)), f"a list of integers ≥ {low}" + (
+                f", {n} of them" if n else "")
+
+
+_INT1 = (lambda v: _is_int(v, 1), "an integer ≥ 1")
+_INT0 = (lambda v: _is_int(v, 0), "an integer ≥ 0")
+_NONNEG = (lambda v: _is_number(v, 0), "a number ≥ 0")
+_TEXT = (lambda v: v is None or isinstance(v, str), "text (or null)")
+_FLAG = (lambda v: isinstance(v, bool), "true or false")
+
+# The settings ``npvae train`` saves under extra["args"] (cli.TRAIN_DEFAULTS), by type.
+ARGS = {
+    "dataset": _one_of("mnist", "fashion-mnist"), "epochs": _INT1, "batch_size": _INT1,
+    "lr": (lambda v: _is_number(v) and v > 0, "a number > 0"), "latent_dim": _INT1,
+    "hidden": _ints(1), "likelihood": _one_of(*LIKELIHOODS),
+    "activation": _one_of(*sorted(ACTIVATIONS)),
+    "binarize": _one_of("dynamic", "static", "none", None), "beta": _NONNEG, "warmup": _NONNEG,
+    "objective": _one_of(*OBJECTIVES), "k": _INT1, "free_bits": _NONNEG, "seed": _INT0,
+    "val": (lambda v: v is None or _is_int(v), "an integer ≥ 0 (or null)"),
+    "conditional": _FLAG, "textbook": _FLAG, "source": _TEXT,
+    "sigma": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "latent_dims": (lambda v: v is None or _ints(1, 2)[0](v), "two integers ≥ 1 (or null)"),
+}
+# The entries of extra that npvae itself writes and reads back (others are free metadata).
+EXTRA = {"dataset": _TEXT, "data_dir": _TEXT, "source": _TEXT, "origin": _TEXT, "seed": _INT0,
+         "binarize": ARGS["binarize"], "test_fingerprint": _TEXT}
+
+
+def check_metadata(meta):
+    """Check the parsed JSON fields of a checkpoint (optimizer, model_rng, rng, history,
+    progress, extra) against the schema, and against each other; raise _Bad naming the
+    first field that breaks it and what was expected."""
+    optimizer = meta["optimizer"]
+    if optimizer is not None and not (
+            isinstance(optimizer, dict) and optimizer.get("class") in OPTIMIZERS
+            and _is_number(optimizer.get("lr")) and optimizer["lr"] > 0):
+        raise _Bad(f"the saved 'optimizer' is {_short(optimizer)}; expected an object like "
+                   f'{{"class": "Adam", "lr": 0.001}} (class one of {", ".join(OPTIMIZERS)})')
+    for field in ("model_rng", "rng"):
+        if meta[field] is not None:
+            _generator(meta[field], field)
+    history, progress = meta["history"], meta["progress"]
+    _check_history(history, resumable=isinstance(progress, dict) and "shuffle_seed" in progress)
+    if progress is not None:
+        _check_progress(progress, len(history))
+    _check_extra(meta["extra"], progress)
+
+
+def check_history(history, resumable=True):
+    """Raise CheckpointError if ``history`` (records to extend, as ``npvae.train`` takes them)
+    is not what a checkpoint may hold."""
+    try:
+        _check_history(json.loads(json.dumps(list(history), default=files.to_builtin)),
+                       resumable)
+    except _Bad as bad:
+        raise CheckpointError(f"the history given cannot be saved in a checkpoint: {bad}.") \
+            from None
+
+
+def _check_history(history, resumable):
+    """A list of records, epoch i + 1 at index i, their numbers numbers; a resumable run's
+    records each hold RECORD_KEYS."""
+    if not isinstance(history, list):
+        raise _Bad(f"the saved 'history' is a {type(history).__name__}, not a list of epoch "
+                   f"records")
+    for i, record in enumerate(history):
+        if not (isinstance(record, dict) and _is_number(record.get("epoch"))):
+            raise _Bad(f"record {i} of the saved 'history' lacks numbers for epoch")
+        if record["epoch"] != i + 1:
+            raise _Bad(f"record {i} of the saved 'history' is for epoch {record['epoch']}; "
+                       f"expected epoch {i + 1} (records are kept in order, from epoch 1)")
+        wrong = [key for key in RECORD_NUMBERS if key in record
+                 and not (key == "beta" and record[key] is None)  # an epoch of no steps
+                 and not _is_number(record[key], finite=key != "examples_per_s")]
+        missing = [key for key in RECORD_KEYS if key not in record] if resumable else []
+        if wrong or missing:
+            raise _Bad(f"record {i} of the saved 'history' "
+                       + (f"lacks {', '.join(missing)}" if missing else
+                          f"holds {', '.join(f'{k}={record[k]!r}' for k in wrong)}")
+                       + f"; expected numbers for {', '.join(RECORD_KEYS)}")
+
+
+def _check_progress(progress, epochs_done):
+    """The training loop's position: counts in range, and the epoch the history's length."""
+    if not isinstance(progress, dict):
+        raise _Bad(f"the training progress is {_short(progress)}; expected an object")
+    if "shuffle_seed" not in progress:  # an older npvae's; resume refuses it, loading is fine
+        return
+    missing = [key for key in PROGRESS_KEYS if key not in progress]
+    if missing:
+        raise _Bad(f"the training progress lacks {', '.join(missing)}")
+    p = progress
+    for key, ok in (("epoch", _is_int(p["epoch"])), ("n_train", _is_int(p["n_train"], 1)),
+                    ("batch_size", _is_int(p["batch_size"], 1)),
+                    ("shuffle_seed", _is_int(p["shuffle_seed"], 0, 2**63)),
+                    ("data_fingerprint", isinstance(p.get("data_fingerprint", ""), str))):
+        if not ok:
+            raise _Bad(f"the training progress holds {key}={p[key]!r}; expected "
+                       + ("text" if key == "data_fingerprint" else "an integer ≥ 0"))
+    steps = -(-p["n_train"] // p["batch_size"])
+    if not (_is_int(p["step"]) and p["step"] < steps) or p.get("steps", steps) != steps:
+        raise _Bad(f"the training progress is at step {p['step']!r} of an epoch of "
+                   f"{p.get('steps', steps)!r} steps; expected a step from 0 to {steps - 1} "
+                   f"of {steps} (= ⌈{p['n_train']} examples / batches of {p['batch_size']}⌉)")
+    if p["epoch"] != epochs_done:
+        raise _Bad(f"the training progress is at epoch {p['epoch']} (completed), but the "
+                   f"history holds {epochs_done} epoch records; the two must agree")
+    sums = p["sums"]
+    if not (isinstance(sums, dict) and sorted(sums) == sorted(SUMS_KEYS)
+            and all(_is_number(sums[k]) for k in SUMS_KEYS if k != "beta")
+            and sums["seconds"] >= 0 and (sums["beta"] is None or _is_number(sums["beta"]))):
+        raise _Bad(f"the training progress holds sums={_short(sums)}; expected finite numbers "
+                   f"for {', '.join(SUMS_KEYS)} (seconds ≥ 0, beta a number or null)")
+
+
+def _check_extra(extra, progress):
+    """The metadata npvae writes: the known entries typed; saved training settings complete
+    and typed, and their batch size the progress's."""
+    if not isinstance(extra, dict):
+        raise _Bad(f"the saved 'extra' metadata is {_short(extra)}; expected an object")
+    _check_fields(extra, EXTRA, "the saved metadata's entry")
+    args = extra.get("args")
+    if args is None:
+        return
+    if not isinstance(args, dict):
+        raise _Bad(f"the saved training settings ('args') are {_short(args)}; expected an "
+                   f"object of npvae train's settings")
+    unknown = sorted(set(args) - set(ARGS))
+    if unknown:
+        raise _Bad(f"the saved training settings ('args') hold unknown settings "
+                   f"{', '.join(unknown)}; expected only {', '.join(ARGS)}")
+    _check_fields(args, ARGS, "the saved training setting")
+    if (isinstance(progress, dict) and "batch_size" in args
+            and progress.get("batch_size", args["batch_size"]) != args["batch_size"]):
+        raise _Bad(f"the saved training setting batch_size={args['batch_size']} differs from "
+                   f"the training progress's batch_size={progress['batch_size']}")
+
+
+def _check_fields(values, schema, what):
+    for key, (ok, expected) in schema.items():
+        if key in values and not ok(values[key]):
+            raise _Bad(f"{what} {key}={_short(values[key])}; expected {expected}")
+
+
+def _short(value):
+    """A JSON value, for a message: its text, cut at 60 characters."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."

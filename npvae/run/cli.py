@@ -7,6 +7,7 @@ state after the current step and exits with code 130, saying how to resume.
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -38,7 +39,7 @@ TRAIN_EXAMPLES = """examples:
   npvae train --resume runs/fashion --epochs 30   train a finished run for longer
 
 The run folder (--out) receives checkpoint.npz (after every epoch, and on Ctrl-C),
-history.json and history.csv (one record per epoch) and summary.json (the test numbers, also printed).
+history.json (one record per epoch) and summary.json (the test numbers, also printed).
 Data: the train split, minus --val examples held out for validation; the test split for the
 summary. Without the MNIST training images (offline, say), MNIST falls back to the test split
 bundled with npvae, 8,000 images to train on and 2,000 to test on, and says so (--no-fallback
@@ -59,7 +60,8 @@ TRAIN_DEFAULTS = {
 # data set's IDX files) or, when MNIST's training images are missing, "bundled" (see
 # npvae.run.data.load_run_data); --data sets a file's path. Both are saved as they were resolved.
 DEFAULT_VAL = 5000
-CHANGEABLE_ON_RESUME = ("epochs",)
+CHANGEABLE_ON_RESUME = ("epochs", "lr")  # a new --lr is recorded in each epoch's record
+FLAG_NAMES = {"source": "--data"}  # the settings whose flag is not --<name>
 # Settings added after the first release, and what a run saved without them had.
 ADDED_SETTINGS = {"conditional": False, "textbook": False, "source": "files", "sigma": 1.0,
                   "latent_dims": None}
@@ -105,10 +107,13 @@ class _Parser(argparse.ArgumentParser):
 def _train_settings(args):
     """The run's settings: the defaults (or, with --resume, the saved ones) and the flags."""
     from . import checkpoint
+    from . import runs
 
     given = {key: getattr(args, key) for key in TRAIN_DEFAULTS if getattr(args, key) is not None}
     if "hidden" in given:
         given["hidden"] = _hidden_sizes(given["hidden"])
+    if "source" in given:  # stored as an absolute path: evaluate and plot may run elsewhere
+        given["source"] = os.path.abspath(os.path.expanduser(given["source"]))
     if "sigma" in given and given.get("likelihood", TRAIN_DEFAULTS["likelihood"]) != "gaussian":
         raise UsageError("--sigma is the fixed σ of --likelihood gaussian; add that flag (the "
                          "bernoulli likelihood has no σ, and gaussian-learned learns its own).")
@@ -136,7 +141,7 @@ def _train_settings(args):
         raise UsageError(f"{meta['path']} was not written by npvae train, so its data and "
                          f"settings are unknown; resume it from Python with "
                          f"npvae.train(model, x, resume=...).")
-    changed = [f"--{key.replace('_', '-')} {_show(value)} (saved: {_show(saved[key])})"
+    changed = [f"{_flag(key)} {_show(value)} (saved: {_show(saved[key])})"
                for key, value in given.items()
                if key not in CHANGEABLE_ON_RESUME and value != saved[key]]
     if changed:
@@ -145,6 +150,10 @@ def _train_settings(args):
                          f"with another --out.")
     settings = {**saved, **given}
     done = len(meta.get("history") or [])
+    if settings["epochs"] == done and not (resume.parent / runs.SUMMARY_FILE).exists():
+        print(f"npvae: {meta['path']} has trained its {done} epochs, but its final evaluation "
+              f"did not finish (no {runs.SUMMARY_FILE}); evaluating it now.", file=sys.stderr)
+        return settings, meta
     if settings["epochs"] <= done:
         raise UsageError(f"{meta['path']} has trained {done} epochs, and --epochs "
                          f"{settings['epochs']} leaves nothing to do: --epochs is the total, so "
@@ -155,6 +164,11 @@ def _train_settings(args):
 
 def _show(value):
     return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _flag(key):
+    """The flag of a saved setting: "--batch-size" for batch_size, "--data" for source."""
+    return FLAG_NAMES.get(key, "--" + key.replace("_", "-"))
 
 
 def _hidden_sizes(sizes):
@@ -173,6 +187,9 @@ def _out_dir(args, settings):
 
     if args.resume is not None:
         return checkpoint.resolve(args.resume).parent
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out is empty; name the run folder, e.g. --out runs/mine (or drop "
+                         f"--out for runs/{settings['dataset']}).")
     return Path(args.out or Path("runs") / settings["dataset"])
 
 
@@ -275,10 +292,10 @@ def cmd_train(args):
 def _train_in(out, args, settings, meta):
     """npvae train's work, in the locked run folder ``out``: train, evaluate, summarise."""
     from . import checkpoint
-    from ..study import evaluate
+    from . import runs
     from .training import train
 
-    data_dir = args.data_dir or meta.get("data_dir")
+    data_dir = _data_dir(args) or meta.get("data_dir")
     run = _run_data(settings, data_dir, fallback=not args.no_fallback)
     x_train, y_train, x_val, y_val = _training_data(settings, run)
     model = _new_model(settings, run)
@@ -289,6 +306,8 @@ def _train_in(out, args, settings, meta):
         print(f"{run.origin}: {len(x_train)} training, "
               f"{0 if x_val is None else len(x_val)} validation examples; {kind}model {dims}, "
               f"{settings['likelihood']}; run folder {out}", flush=True)
+    if args.resume is None:  # a new run (--overwrite, say): no old summary or history beside it
+        runs.clear_outputs(out)
     history = train(
         model, x_train, y=_labels_if(model, y_train), epochs=settings["epochs"],
         batch_size=settings["batch_size"], lr=settings["lr"], x_val=x_val,
@@ -299,24 +318,37 @@ def _train_in(out, args, settings, meta):
         resume=meta["path"] if args.resume else None, out_dir=out, verbose=verbose,
         val_seed=settings["seed"], fused=not settings["textbook"],
         extra={"dataset": settings["dataset"], "data_dir": data_dir, "args": settings,
-               "source": settings["source"], "seed": settings["seed"], "origin": run.origin})
+               "source": settings["source"], "seed": settings["seed"], "origin": run.origin,
+               "test_fingerprint": runs.data_fingerprint(run.x_test, run.y_test)})
+    try:
+        summary = _final_evaluation(model, run, settings, history, args.eval_k)
+    except KeyboardInterrupt:
+        raise runs.TrainingInterrupted(
+            f"interrupted in the final evaluation; the trained run is saved in {out}, and "
+            f"npvae train --resume {out} evaluates it and writes {runs.SUMMARY_FILE}.",
+            out / checkpoint.FILENAME, len(history), history=history) from None
+    checkpoint.save_json(out / runs.SUMMARY_FILE, summary)
+    print(_summary_text(summary, out))
+    return 0
+
+
+def _final_evaluation(model, run, settings, history, eval_k):
+    """The summary of a trained run: its timings and the test ELBO (and IWAE bound)."""
+    from ..study import evaluate
 
     x_test, y_test = _test_data(run.x_test, run.y_test, settings["binarize"])
     rng = np.random.default_rng(0)  # the evaluation noise, as npvae evaluate's default seed
     y_test = _labels_if(model, y_test)
-    if args.eval_k:
-        test = evaluate.evaluate(model, x_test, k=args.eval_k, rng=rng, y=y_test)
+    if eval_k:
+        test = evaluate.evaluate(model, x_test, k=eval_k, rng=rng, y=y_test)
     else:
         test = {"n": len(x_test), **evaluate.elbo(model, x_test, rng=rng, y=y_test)}
     seconds = [r["seconds"] for r in history]
-    summary = {"dataset": settings["dataset"], "epochs": len(history),
-               "seconds_per_epoch": float(np.mean(seconds)) if seconds else None,
-               "examples_per_s": (float(np.mean([r["examples_per_s"] for r in history]))
-                                  if history else None),
-               "config": model.config.to_dict(), "settings": settings, "test": test}
-    checkpoint.save_json(out / "summary.json", summary)
-    print(_summary_text(summary, out))
-    return 0
+    return {"dataset": settings["dataset"], "epochs": len(history),
+            "seconds_per_epoch": float(np.mean(seconds)) if seconds else None,
+            "examples_per_s": (float(np.mean([r["examples_per_s"] for r in history]))
+                               if history else None),
+            "config": model.config.to_dict(), "settings": settings, "test": test}
 
 
 def _summary_text(s, out):
@@ -331,7 +363,7 @@ def _summary_text(s, out):
     if "log_likelihood" in t:
         lines.append(f"test log p(x) ≥ {t['log_likelihood']:8.2f} nats (IWAE bound, "
                      f"k = {t['k']}; npvae evaluate {out} --k 5000 for the full estimate)")
-    lines.append(f"wrote {out / 'checkpoint.npz'}, history.json, history.csv, summary.json")
+    lines.append(f"wrote {out / 'checkpoint.npz'}, history.json, summary.json")
     return "\n".join(lines)
 
 
@@ -348,17 +380,23 @@ def _load(path):
 def _run_test_data(args, meta):
     """The test examples of the run a checkpoint comes from (its held-out fifth, for a run on
     a single split), or of --dataset when it names another data set: (origin, (x, y)), origin
-    naming the data in words."""
-    from . import data
+    naming the data in words. The run's own data is checked against its fingerprint."""
+    from . import runs
 
-    run = meta.get("args") or {}
-    dataset = args.dataset or meta.get("dataset") or "mnist"
-    source = meta.get("source") or run.get("source") or "files"
-    if args.dataset not in (None, meta.get("dataset")):
-        source = "files"
-    origin = meta.get("origin", dataset) if source != "files" else dataset
-    return origin, data.load_test_data(dataset, args.data_dir or meta.get("data_dir"), source,
-                                       seed=meta.get("seed", run.get("seed", 0)))
+    origin, x, y = runs.run_test_data(meta, args.dataset, _data_dir(args))
+    return origin, (x, y)
+
+
+def _data_dir(args):
+    """--data-dir as an absolute path, or None; a folder that does not exist is an error (not
+    a reason to look elsewhere)."""
+    if args.data_dir is None:
+        return None
+    folder = Path(args.data_dir).expanduser()
+    if not folder.is_dir():
+        raise UsageError(f"--data-dir {args.data_dir}: no such folder; pass the folder that "
+                         f"holds the IDX files (or drop --data-dir to search the usual places).")
+    return os.path.abspath(folder)
 
 
 def cmd_evaluate(args):
@@ -412,6 +450,7 @@ def _layer_rows(model, x, rng):
 def cmd_sample(args):
     from . import plots
 
+    out = _sample_file(args.out)
     model, meta = _load(args.checkpoint)
     if int(math.isqrt(model.input_dim)) ** 2 != model.input_dim:
         raise UsageError(f"this model's inputs have {model.input_dim} values, not a square "
@@ -422,12 +461,25 @@ def cmd_sample(args):
                               rng=np.random.default_rng(args.seed), context=context,
                               labels=_sample_labels(model, args.label, args.n), draw=args.draw)
     try:
-        path = plots.savefig(fig, args.out)
+        path = plots.savefig(fig, out)
     except OSError as exc:
-        raise UsageError(f"cannot write {args.out} ({exc.strerror or exc}); choose another "
+        if isinstance(exc, NpvaeError):  # a WriteError names the file, the cause and the fix
+            raise
+        raise UsageError(f"cannot write {out} ({exc.strerror or exc}); choose another "
                          f"--out.") from exc
     print(f"wrote {path}")
     return 0
+
+
+def _sample_file(out):
+    """The PNG ``npvae sample --out`` writes: ``out``, or ``out/samples.png`` for a folder
+    (one that exists, or a name ending in a slash)."""
+    if not out.strip():
+        raise UsageError("--out is empty; name the PNG file (e.g. --out samples.png) or a "
+                         "folder (--out figures/).")
+    if out.endswith(("/", os.sep)) or Path(out).is_dir():
+        return Path(out) / "samples.png"
+    return Path(out)
 
 
 def _sample_labels(model, label, n):
@@ -447,9 +499,14 @@ def _sample_labels(model, label, n):
 def cmd_plot(args):
     from . import plots
 
+    out = Path(args.out)
+    if not args.out.strip() or (out.exists() and not out.is_dir()):
+        raise UsageError(f"--out {args.out!r} is {'empty' if not args.out.strip() else 'a file'}; "
+                         f"npvae plot writes several PNGs into a folder: pass a folder (new or "
+                         f"existing), e.g. --out figures.")
     _, meta = _load(args.checkpoint)  # for the data folder the run was trained from
-    written = plots.plot_checkpoint(args.checkpoint, args.out, dataset=args.dataset,
-                                    data_dir=args.data_dir or meta.get("data_dir"),
+    written = plots.plot_checkpoint(args.checkpoint, out, dataset=args.dataset,
+                                    data_dir=_data_dir(args) or meta.get("data_dir"),
                                     seed=args.seed)
     print("\n".join(f"wrote {p}" for p in written))
     return 0
@@ -517,8 +574,6 @@ def build_parser():
         prog="npvae", description="A variational autoencoder in NumPy, gradients by hand.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
-    from .. import __version__  # the package root, loaded before any of its modules
-    parser.add_argument("--version", action="version", version=f"npvae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     d = TRAIN_DEFAULTS
 

@@ -41,6 +41,7 @@ import os
 import sys
 import tempfile
 import urllib.request
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -277,13 +278,15 @@ def _download_file(mirrors, filename, checksums, folder):
     failures = []
     for base in mirrors:
         url = base.rstrip("/") + "/" + filename
+        print(f"npvae: downloading {url}", file=sys.stderr, flush=True)
         try:
             _fetch_verified(url, folder / filename, checksums)
             return
         except (OSError, ValueError, http.client.HTTPException) as exc:  # ValueError: DataError
-            failures.append(f"{url}: {exc}")
-    reasons = "; ".join(failures) or "no mirrors configured"  # one line, however many mirrors
-    raise DataError(f"could not download {filename}: {reasons}.")
+            print(f"npvae:   failed: {exc}", file=sys.stderr, flush=True)
+            failures.append(f"  {url}: {exc}")
+    reasons = "\n".join(failures) or "  (no mirrors configured)"
+    raise DataError(f"could not download {filename}:\n{reasons}")
 
 
 def _fetch_verified(url, dest, checksums):
@@ -296,7 +299,6 @@ def _fetch_verified(url, dest, checksums):
         hashes = {algo: hashlib.new(algo) for algo in checksums}
         with os.fdopen(fd, "wb") as out:
             with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
-                print(f"npvae: downloading {url}", file=sys.stderr, flush=True)  # connected
                 while chunk := response.read(1 << 16):
                     out.write(chunk)
                     for h in hashes.values():
@@ -448,6 +450,7 @@ def load_array_file(path, dtype=np.float32):
     """
     path = Path(path)
     try:
+        _check_numpy_signature(path)
         loaded = np.load(path, allow_pickle=False)  # an array (.npy) or an NpzFile (.npz)
         if isinstance(loaded, np.ndarray):
             x, y = loaded, None
@@ -458,10 +461,26 @@ def load_array_file(path, dtype=np.float32):
         raise DataError(f"{path}: file not found.") from None
     except DataError:  # readable, but without x: _npz_arrays says so, and how to fix it
         raise
-    except (OSError, ValueError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path} is not a readable .npy or .npz of plain arrays ({exc}); save "
-                        f"it with np.save(path, x) or np.savez(path, x=x, y=y).") from exc
+    except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+        what = ("holds a Python object array, which only pickle can read (npvae does not "
+                "unpickle)" if "allow_pickle" in str(exc) else f"is truncated or corrupt ({exc})")
+        raise DataError(f"{path} {what}; save plain arrays with np.save(path, x) or "
+                        f"np.savez(path, x=x, y=y).") from exc
     return _checked_x(x, path, dtype), _checked_y(y, len(x), path)
+
+
+NUMPY_SIGNATURES = (b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06")  # .npy, .npz (a zip archive)
+
+
+def _check_numpy_signature(path):
+    """A DataError unless ``path`` starts as an .npy or an .npz file does (a text or CSV file,
+    say, which numpy would take for a pickle)."""
+    with open(path, "rb") as f:
+        start = f.read(6)
+    if not start.startswith(NUMPY_SIGNATURES):
+        raise DataError(f"{path} is not a NumPy file (.npy or .npz): it starts with "
+                        f"{start!r}. For text or CSV data, load it with np.loadtxt and save it "
+                        f"with np.save(path, x) or np.savez(path, x=x, y=y).")
 
 
 def _npz_arrays(npz, path):
@@ -547,19 +566,14 @@ def load_run_data(name="mnist", data_dir=None, source="files", fallback=True, se
             x_train, y_train = load_dataset(name, "train", data_dir=data_dir, dtype=dtype)
             x_test, y_test = load_dataset(name, "test", data_dir=data_dir, dtype=dtype)
             return RunData(x_train, y_train, x_test, y_test, "files", name)
-        except DataError as exc:
+        except DataError:
             if not (fallback and name == "mnist"):
                 raise
-            why = str(exc).splitlines()[0]  # e.g. "could not download ...: <url>: <reason>."
         data = load_run_data(name, data_dir, "bundled", seed=seed, dtype=dtype)
-        print(f"npvae: {why}", file=sys.stderr, flush=True)  # offline: this line and the notice
         print(FALLBACK_NOTICE.format(n_train=len(data.x_train), n_test=len(data.x_test)),
               file=sys.stderr, flush=True)
         return data
-    if source == "test-split" and name == "mnist" and not _test_files_on_disk(name, data_dir):
-        images, y = load_bundled()  # the same canonical files, shipped inside npvae
-        x, what = to_float(images, dtype), "mnist test split only (the copy bundled with npvae)"
-    elif source == "test-split":
+    if source == "test-split":
         x, y = load_dataset(name, "test", data_dir=data_dir, dtype=dtype)
         what = f"{name} test split only"
     elif source == "bundled":
@@ -570,15 +584,6 @@ def load_run_data(name="mnist", data_dir=None, source="files", fallback=True, se
         what = f"{source}"
     x_train, y_train, x_test, y_test = hold_out_test(x, y, np.random.default_rng(seed))
     return RunData(x_train, y_train, x_test, y_test, str(source), what)
-
-
-def _test_files_on_disk(name, data_dir=None):
-    """Whether a folder holds the test split's files (an unusable file in a folder the user
-    named is a DataError, as in ``load``). MNIST's ``--test-split-only`` uses the bundled copy
-    when none does: the same canonical files, so nothing needs downloading."""
-    filenames = _file_names(name, "test")
-    return _find(search_dirs(name, data_dir), filenames, strict=_user_dirs(name, data_dir)) \
-        is not None
 
 
 def load_test_data(name="mnist", data_dir=None, source="files", seed=0, dtype=np.float32):

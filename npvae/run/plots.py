@@ -27,6 +27,8 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402  (Pillow, which matplotlib uses to write PNGs)
 from scipy.stats import norm  # noqa: E402
 
+from . import files  # noqa: E402  (every figure is written atomically)
+
 __all__ = [
     "STYLE", "style", "savefig", "run_label", "tile", "lerp", "slerp",
     "image_grid", "reconstructions", "prior_samples", "loss_curves", "kl_bars",
@@ -83,15 +85,16 @@ def savefig(fig, path, dpi=100):
     A PNG is written losslessly in the fewest channels that hold it: greyscale ("L") when
     every pixel is grey (as in the image grids), else RGB, so the files stay small. Other
     suffixes (.pdf, .svg) go to matplotlib as they are; a name without a suffix gets ".png",
-    and the Path returned is the file written.
+    and the Path returned is the file written. The file is written atomically
+    (``files.atomic_write``): a full disk leaves the previous figure whole, never a truncated
+    one.
     """
     path = Path(path)
     if not path.suffix:
         path = path.with_name(path.name + ".png")
-    path.parent.mkdir(parents=True, exist_ok=True)
     with style():
         if path.suffix.lower() != ".png":
-            fig.savefig(path, dpi=dpi)
+            files.atomic_write(path, lambda f: fig.savefig(f, format=path.suffix[1:], dpi=dpi))
         else:
             buffer = io.BytesIO()
             fig.savefig(buffer, format="png", dpi=dpi)
@@ -102,7 +105,7 @@ def savefig(fig, path, dpi=100):
                 image = Image.fromarray(np.ascontiguousarray(rgb[..., 0] if grey else rgb))
             else:  # transparency: keep it
                 image = Image.fromarray(rgba)
-            image.save(path, optimize=True)
+            files.atomic_write(path, lambda f: image.save(f, format="PNG", optimize=True))
     plt.close(fig)
     return path
 
@@ -527,6 +530,7 @@ def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, see
     """
     from . import checkpoint
     from . import data as npdata
+    from . import runs
 
     model, meta = checkpoint.load_with_metadata(path)
     history = meta.get("history") or []
@@ -546,9 +550,8 @@ def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, see
     if dataset is None or model.input_dim != 784:
         return written
 
-    source = meta.get("source", "files") if dataset == meta.get("dataset") else "files"
-    x, labels = npdata.load_test_data(dataset, data_dir, source, seed=meta.get("seed", 0),
-                                      dtype=model.dtype)  # the run's held-out test examples
+    # The run's held-out test examples, checked against the fingerprint recorded in training.
+    _, x, labels = runs.run_test_data(meta, dataset, data_dir, dtype=model.dtype)
     labels = np.zeros(len(x), np.int64) if labels is None else labels  # a user's unlabelled data
     pick = np.random.default_rng(seeds[1]).permutation(len(x))[:n_eval]
     binarized = meta.get("binarize", run.get("binarize")) in ("dynamic", "static")

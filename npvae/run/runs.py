@@ -5,7 +5,7 @@ The training loop (``npvae.run.training``) does the arithmetic; a ``Run`` keeps 
     run = Run(out_dir, model, optimizer, rng, history)
     state = run.resume(path, n, batch_size)   or   run.start(n, batch_size)
     ... state.step, state.sums ...            the position within the epoch and its sums
-    run.end_epoch(record, state)              history, checkpoint.npz, history.json and .csv
+    run.end_epoch(record, state)              history, checkpoint.npz and history.json
     run.interrupt(state)                      save mid-epoch, raise TrainingInterrupted
 
 What a checkpoint's "progress" holds is a ``Position``: the epoch and step reached, the seed of
@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint
-from ..core.errors import CheckpointError, NpvaeError
+from . import files
+from ..core.errors import CheckpointError, DataError, NpvaeError
 
 try:
     import fcntl  # POSIX; where it is missing (Windows), run folders are not locked
@@ -35,7 +36,9 @@ except ImportError:  # pragma: no cover
     fcntl = None
 
 HISTORY_FILE = "history.json"
-HISTORY_CSV = "history.csv"  # the same records, one row per epoch, for a spreadsheet or pandas
+SUMMARY_FILE = "summary.json"
+# What a run writes beside its checkpoint; --overwrite clears them when the new run starts.
+OUTPUTS = (HISTORY_FILE, "history.csv", SUMMARY_FILE)
 LOCK_FILE = ".npvae-lock"
 
 
@@ -112,20 +115,6 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.history = list(history)
 
 
-def history_csv(history):
-    """The history's records as CSV text: a header row of every key (in order of first
-    appearance), then one row per epoch; a key an epoch lacks is left empty."""
-    columns = list(dict.fromkeys(key for record in history for key in record))
-    rows = [",".join(columns)]
-    rows += [",".join(_csv_cell(record.get(key, "")) for key in columns) for record in history]
-    return "\n".join(rows) + "\n"
-
-
-def _csv_cell(value):
-    """repr-exact numbers (so the CSV reads back as the JSON does); other values as text."""
-    return repr(float(value)) if isinstance(value, float) else str(value)
-
-
 def position_text(epochs_done, step, steps):
     """ "the end of epoch 3", or "epoch 4, step 120 of 469" mid-epoch."""
     if step:
@@ -180,6 +169,8 @@ class Run:
     def start(self, n, batch_size, steps, fingerprint=""):
         """The position of a fresh run (or one extending ``history``): its shuffle seed is the
         training Generator's first draw."""
+        if self.out_dir is not None:  # records it cannot save are refused before training
+            checkpoint.check_history(self.history)
         seed = int(self.rng.integers(2**63))
         return Position(len(self.history), 0, steps, seed, n, batch_size,
                         data_fingerprint=fingerprint)
@@ -222,18 +213,36 @@ class Run:
                                    data_fingerprint=fingerprint)
 
     def save(self, position):
-        checkpoint.save(self.ckpt_path, self.model, self.optimizer, self.history, self.rng,
-                        self.extra, dataclasses.asdict(position))
+        try:
+            checkpoint.save(self.ckpt_path, self.model, self.optimizer, self.history, self.rng,
+                            self.extra, dataclasses.asdict(position))
+        except files.WriteError as err:
+            raise self._write_failed(err) from err
 
     def end_epoch(self, record, position):
-        """Append the epoch's record; write checkpoint.npz and history.json (with out_dir)."""
+        """Append the epoch's record; write checkpoint.npz and history.json (with out_dir). A
+        failed write (a full disk) is a WriteError saying what is kept."""
         self.history.append(record)
         if self.out_dir is not None:
             self.save(position)
-            checkpoint.save_json(self.out_dir / HISTORY_FILE, self.history)
-            text = history_csv(self.history)
-            checkpoint.atomic_write(self.out_dir / HISTORY_CSV, lambda f: f.write(text.encode()))
             self.saved_at = position.text()
+            try:
+                files.write_json(self.out_dir / HISTORY_FILE, self.history)
+            except files.WriteError as err:
+                raise self._write_failed(err) from err
+
+    def _write_failed(self, err):
+        """The WriteError ``err`` (which names the file, the cause and the fix), with what
+        training stopped at and which checkpoint is kept."""
+        if self.saved_at:
+            kept = (f"The last good checkpoint, {self.ckpt_path} (at {self.saved_at}), is kept: "
+                    f"once fixed, continue from it with npvae train --resume {self.out_dir} (or "
+                    f"npvae.train(..., resume={str(self.ckpt_path)!r})).")
+        else:
+            kept = (f"No checkpoint of this run had been written yet"
+                    + (f" (the older {self.ckpt_path} is untouched)" if self.ckpt_path.exists()
+                       else "") + "; once fixed, start the run again.")
+        return files.WriteError(f"training stopped: {err} {kept}", err.path, err.code)
 
     def kept_checkpoint(self):
         """" The last good checkpoint, ... is kept." for an error message, or ""."""
@@ -338,6 +347,51 @@ class StopRequest:
         for signum, previous in self.previous.items():
             signal.signal(signum, previous)
         return False
+
+
+def clear_outputs(folder):
+    """Remove the files an older run wrote beside its checkpoint (OUTPUTS), as an overwriting
+    run starts, so that the old run's summary and history never sit beside the new run's."""
+    for name in OUTPUTS:
+        try:
+            (Path(folder) / name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise files.WriteError(f"cannot remove the older run's {Path(folder) / name} "
+                                   f"({exc.strerror or exc}); remove it, or choose another "
+                                   f"--out.", Path(folder) / name, exc.errno) from exc
+
+
+def run_test_data(meta, dataset=None, data_dir=None, dtype=np.float32):
+    """The test examples of the run a checkpoint describes (its metadata ``meta``, as
+    ``checkpoint.load_with_metadata`` gives it), or of ``dataset`` when it names another data
+    set: (origin in words, x (M, D) of ``dtype``, y (M,) or None).
+
+    The run's own data must be the data it was trained with: when the checkpoint recorded a
+    fingerprint of its test examples ("test_fingerprint", written by ``npvae train``), data
+    that differs (a file edited or replaced since, another copy of the data set) is refused
+    with a DataError, as ``--resume`` refuses other training data.
+    """
+    from . import data
+
+    args = meta.get("args") or {}
+    recorded = meta.get("dataset") or "mnist"
+    dataset = dataset or recorded
+    own = dataset == recorded
+    source = (meta.get("source") or args.get("source") or "files") if own else "files"
+    origin = meta.get("origin", dataset) if source != "files" else dataset
+    x, y = data.load_test_data(dataset, data_dir or meta.get("data_dir"), source,
+                               seed=meta.get("seed", args.get("seed", 0)))  # float32
+    saved = meta.get("test_fingerprint")
+    if own and saved and data_fingerprint(x, y) != saved:
+        folder = data_dir or meta.get("data_dir") or "the usual places"
+        where = source if source not in ("files", "test-split", "bundled") else (
+            f"the {dataset} files found (in {folder})")
+        raise DataError(
+            f"{where} is not the data {meta.get('path', 'the checkpoint')} was trained with: "
+            f"its test examples have fingerprint {data_fingerprint(x, y)}, the run recorded "
+            f"{saved}, so the file was edited or replaced since. Restore the run's data (or "
+            f"point --data-dir at it), or train a new run on this data.")
+    return origin, x.astype(dtype, copy=False), y
 
 
 def data_fingerprint(*arrays):

@@ -153,7 +153,8 @@ def train(model, x_train, *, y=None, epochs=10, batch_size=128, lr=1e-3, optimiz
         Adam): the same numbers to float rounding, faster (see the README's Performance).
 
     Returns the history: a dict per epoch, "epoch" (1-based), "loss", "recon", "kl" (nats per
-    example, epoch means), "beta" (at its last step), "seconds", "examples_per_s", and with
+    example, epoch means), "beta" (at its last step), "seconds", "examples_per_s", "lr" (the
+    optimizer's learning rate, which a resumed run may change), and with
     x_val "val_loss", "val_recon", "val_kl". Raises NonFiniteLossError on divergence (the step
     is not applied, the last good checkpoint kept) and TrainingInterrupted on Ctrl-C/SIGTERM.
     """
@@ -270,7 +271,7 @@ def _checked_record(model, position, n, validate, run, settings, lr):
     bad = runs.overflowing("value", model.params)
     if not bad:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked below
-            record = _record(position, n, validate())
+            record = dict(_record(position, n, validate()), lr=float(lr))  # lr may change
         if not np.isfinite(record.get("val_loss", 0.0)):
             bad = f"the validation loss is {record['val_loss']}"
     if bad:
@@ -293,7 +294,8 @@ def _likely_cause(settings, lr):
         return (f"a KL weight too large (beta = {settings.beta:g}, free bits = "
                 f"{settings.free_bits:g}): try --beta 1 and --free-bits 0 or a few nats")
     return (f"a learning rate too high (lr = {lr:g}): try a lower one, e.g. "
-            f"--lr {min(lr / 10, 1e-3):g}")
+            f"--lr {min(lr / 10, 1e-3):g} (npvae train --resume RUN --lr {min(lr / 10, 1e-3):g} "
+            f"continues from the last checkpoint with it)")
 
 
 def _record(position, n, val):

@@ -50,8 +50,7 @@ DEFAULTS = {
 
 
 def build_parser():
-    p = _common.parser(__doc__.splitlines()[0], epochs=None,
-                       out="figures/linear_vae_pca/{dataset}",
+    p = _common.parser(__doc__.splitlines()[0], epochs=None, out=None,  # see out_dir
                        hidden=None, latent=None)
     p.set_defaults(batch_size=None, lr=None)
     p.add_argument("--source", choices=["synthetic", "images"], default="synthetic",
@@ -62,6 +61,12 @@ def build_parser():
     p.add_argument("--dim", type=int, default=20, help="synthetic: data dimension D")
     p.add_argument("--noise", type=float, default=1.0, help="synthetic: noise σ of the data")
     return p
+
+
+def out_dir(args):
+    """--out, else figures/linear_vae_pca/synthetic, or .../DATASET for --source images."""
+    name = "synthetic" if args.source == "synthetic" else args.dataset
+    return args.out or f"figures/linear_vae_pca/{name}"
 
 
 def load(args, rng):
@@ -126,7 +131,7 @@ def main(argv=None):
     name = "synthetic" if args.source == "synthetic" else args.dataset
     context = plots.run_label(name, args.epochs, Z)
     fig = plots.linear_vae_vs_pca(angles, history, ppca_ll["train"], angles_init, context)
-    _common.save_figures({"linear_vae_pca": fig}, args.out)
+    _common.save_figures({"linear_vae_pca": fig}, out_dir(args))
     return {"angles": angles, "angles_init": angles_init, "train": rows["train"],
             "test": rows["test"], "history": history}
 

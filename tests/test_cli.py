@@ -97,8 +97,8 @@ def test_train_writes_checkpoint_history_and_summary(data_dir, tmp_path, capsys)
                      "--eval-k", "5", "--out", str(out)])
     assert code == 0
     stdout = capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "history.json",
-                                                     "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "history.csv",
+                                                     "history.json", "summary.json"]
     assert "250 training, 50 validation examples; model 784-16-2" in stdout
     assert sum(line.startswith("epoch ") for line in stdout.splitlines()) == 2
     assert "test ELBO" in stdout and "IWAE bound, k = 5" in stdout

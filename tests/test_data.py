@@ -7,6 +7,7 @@ pointed into tmp_path (see ``isolated``), so nothing touches the real user cache
 
 import functools
 import gzip
+import os
 import hashlib
 import http.server
 import socket
@@ -21,7 +22,10 @@ from hypothesis import strategies as st
 from npvae.run import data
 from npvae.core.errors import DataError
 
-MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared/data/mnist"
+# Real MNIST files: the test split bundled with npvae, always; the training labels only where
+# $NPVAE_DATA_DIR (read before the tests isolate the environment) holds them, in DIR/mnist.
+MNIST_DIR = data.BUNDLED_DIR
+USER_MNIST_DIR = Path(os.environ.get("NPVAE_DATA_DIR") or "/nonexistent") / "mnist"
 REAL_SYSTEM_DATA_DIRS = data.SYSTEM_DATA_DIRS
 TEST_FILES = ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
@@ -318,9 +322,10 @@ def test_real_mnist_test_split():
         assert digests(MNIST_DIR / filename) == data.CHECKSUMS["mnist"][filename]
 
 
-@pytest.mark.skipif(not (MNIST_DIR / "train-labels-idx1-ubyte.gz").exists(), reason="no file")
+@pytest.mark.skipif(not (USER_MNIST_DIR / "train-labels-idx1-ubyte.gz").exists(),
+                    reason="no MNIST training labels in $NPVAE_DATA_DIR/mnist")
 def test_real_mnist_train_labels():
-    path = MNIST_DIR / "train-labels-idx1-ubyte.gz"
+    path = USER_MNIST_DIR / "train-labels-idx1-ubyte.gz"
     assert digests(path) == data.CHECKSUMS["mnist"]["train-labels-idx1-ubyte.gz"]
     labels = data.read_idx(path)
     assert labels.shape == (60000,) and set(np.unique(labels)) == set(range(10))

@@ -39,7 +39,7 @@ TRAIN_EXAMPLES = """examples:
   npvae train --resume runs/fashion --epochs 30   train a finished run for longer
 
 The run folder (--out) receives checkpoint.npz (after every epoch, and on Ctrl-C),
-history.json (one record per epoch) and summary.json (the test numbers, also printed).
+history.json and history.csv (one record per epoch) and summary.json (the test numbers, also printed).
 Data: the train split, minus --val examples held out for validation; the test split for the
 summary. Without the MNIST training images (offline, say), MNIST falls back to the test split
 bundled with npvae, 8,000 images to train on and 2,000 to test on, and says so (--no-fallback
@@ -363,7 +363,7 @@ def _summary_text(s, out):
     if "log_likelihood" in t:
         lines.append(f"test log p(x) ≥ {t['log_likelihood']:8.2f} nats (IWAE bound, "
                      f"k = {t['k']}; npvae evaluate {out} --k 5000 for the full estimate)")
-    lines.append(f"wrote {out / 'checkpoint.npz'}, history.json, summary.json")
+    lines.append(f"wrote {out / 'checkpoint.npz'}, history.json, history.csv, summary.json")
     return "\n".join(lines)
 
 
@@ -574,6 +574,8 @@ def build_parser():
         prog="npvae", description="A variational autoencoder in NumPy, gradients by hand.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
+    from .. import __version__  # the package root, loaded before any of its modules
+    parser.add_argument("--version", action="version", version=f"npvae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     d = TRAIN_DEFAULTS
 

@@ -278,15 +278,13 @@ def _download_file(mirrors, filename, checksums, folder):
     failures = []
     for base in mirrors:
         url = base.rstrip("/") + "/" + filename
-        print(f"npvae: downloading {url}", file=sys.stderr, flush=True)
         try:
             _fetch_verified(url, folder / filename, checksums)
             return
         except (OSError, ValueError, http.client.HTTPException) as exc:  # ValueError: DataError
-            print(f"npvae:   failed: {exc}", file=sys.stderr, flush=True)
-            failures.append(f"  {url}: {exc}")
-    reasons = "\n".join(failures) or "  (no mirrors configured)"
-    raise DataError(f"could not download {filename}:\n{reasons}")
+            failures.append(f"{url}: {exc}")
+    reasons = "; ".join(failures) or "no mirrors configured"  # one line, however many mirrors
+    raise DataError(f"could not download {filename}: {reasons}.")
 
 
 def _fetch_verified(url, dest, checksums):
@@ -299,6 +297,7 @@ def _fetch_verified(url, dest, checksums):
         hashes = {algo: hashlib.new(algo) for algo in checksums}
         with os.fdopen(fd, "wb") as out:
             with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+                print(f"npvae: downloading {url}", file=sys.stderr, flush=True)  # connected
                 while chunk := response.read(1 << 16):
                     out.write(chunk)
                     for h in hashes.values():
@@ -566,14 +565,19 @@ def load_run_data(name="mnist", data_dir=None, source="files", fallback=True, se
             x_train, y_train = load_dataset(name, "train", data_dir=data_dir, dtype=dtype)
             x_test, y_test = load_dataset(name, "test", data_dir=data_dir, dtype=dtype)
             return RunData(x_train, y_train, x_test, y_test, "files", name)
-        except DataError:
+        except DataError as exc:
             if not (fallback and name == "mnist"):
                 raise
+            why = str(exc).splitlines()[0]  # e.g. "could not download ...: <url>: <reason>."
         data = load_run_data(name, data_dir, "bundled", seed=seed, dtype=dtype)
+        print(f"npvae: {why}", file=sys.stderr, flush=True)  # offline: this line and the notice
         print(FALLBACK_NOTICE.format(n_train=len(data.x_train), n_test=len(data.x_test)),
               file=sys.stderr, flush=True)
         return data
-    if source == "test-split":
+    if source == "test-split" and name == "mnist" and not _test_files_on_disk(name, data_dir):
+        images, y = load_bundled()  # the same canonical files, shipped inside npvae
+        x, what = to_float(images, dtype), "mnist test split only (the copy bundled with npvae)"
+    elif source == "test-split":
         x, y = load_dataset(name, "test", data_dir=data_dir, dtype=dtype)
         what = f"{name} test split only"
     elif source == "bundled":
@@ -584,6 +588,15 @@ def load_run_data(name="mnist", data_dir=None, source="files", fallback=True, se
         what = f"{source}"
     x_train, y_train, x_test, y_test = hold_out_test(x, y, np.random.default_rng(seed))
     return RunData(x_train, y_train, x_test, y_test, str(source), what)
+
+
+def _test_files_on_disk(name, data_dir=None):
+    """Whether a folder holds the test split's files (an unusable file in a folder the user
+    named is a DataError, as in ``load``). MNIST's ``--test-split-only`` uses the bundled copy
+    when none does: the same canonical files, so nothing needs downloading."""
+    filenames = _file_names(name, "test")
+    return _find(search_dirs(name, data_dir), filenames, strict=_user_dirs(name, data_dir)) \
+        is not None
 
 
 def load_test_data(name="mnist", data_dir=None, source="files", seed=0, dtype=np.float32):

@@ -5,7 +5,7 @@ The training loop (``npvae.run.training``) does the arithmetic; a ``Run`` keeps 
     run = Run(out_dir, model, optimizer, rng, history)
     state = run.resume(path, n, batch_size)   or   run.start(n, batch_size)
     ... state.step, state.sums ...            the position within the epoch and its sums
-    run.end_epoch(record, state)              history, checkpoint.npz and history.json
+    run.end_epoch(record, state)              history, checkpoint.npz, history.json and .csv
     run.interrupt(state)                      save mid-epoch, raise TrainingInterrupted
 
 What a checkpoint's "progress" holds is a ``Position``: the epoch and step reached, the seed of
@@ -36,9 +36,10 @@ except ImportError:  # pragma: no cover
     fcntl = None
 
 HISTORY_FILE = "history.json"
+HISTORY_CSV = "history.csv"  # the same records, one row per epoch, for a spreadsheet or pandas
 SUMMARY_FILE = "summary.json"
 # What a run writes beside its checkpoint; --overwrite clears them when the new run starts.
-OUTPUTS = (HISTORY_FILE, "history.csv", SUMMARY_FILE)
+OUTPUTS = (HISTORY_FILE, HISTORY_CSV, SUMMARY_FILE)
 LOCK_FILE = ".npvae-lock"
 
 
@@ -113,6 +114,20 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.step, self.steps = step, steps
         self.where = position_text(epochs_done, step, steps)
         self.history = list(history)
+
+
+def history_csv(history):
+    """The history's records as CSV text: a header row of every key (in order of first
+    appearance), then one row per epoch; a key an epoch lacks is left empty."""
+    columns = list(dict.fromkeys(key for record in history for key in record))
+    rows = [",".join(columns)]
+    rows += [",".join(_csv_cell(record.get(key, "")) for key in columns) for record in history]
+    return "\n".join(rows) + "\n"
+
+
+def _csv_cell(value):
+    """repr-exact numbers (so the CSV reads back as the JSON does); other values as text."""
+    return repr(float(value)) if isinstance(value, float) else str(value)
 
 
 def position_text(epochs_done, step, steps):
@@ -220,14 +235,16 @@ class Run:
             raise self._write_failed(err) from err
 
     def end_epoch(self, record, position):
-        """Append the epoch's record; write checkpoint.npz and history.json (with out_dir). A
-        failed write (a full disk) is a WriteError saying what is kept."""
+        """Append the epoch's record; write checkpoint.npz, history.json and history.csv
+        (with out_dir). A failed write (a full disk) is a WriteError saying what is kept."""
         self.history.append(record)
         if self.out_dir is not None:
             self.save(position)
             self.saved_at = position.text()
+            text = history_csv(self.history)
             try:
                 files.write_json(self.out_dir / HISTORY_FILE, self.history)
+                files.atomic_write(self.out_dir / HISTORY_CSV, lambda f: f.write(text.encode()))
             except files.WriteError as err:
                 raise self._write_failed(err) from err
 

@@ -263,15 +263,16 @@ def _generator(rng_state):
     return rng
 
 
-def test_textbook_flag_trains_with_the_textbook_kernels(data_dir, tmp_path, monkeypatch):
+def test_textbook_flag_trains_with_the_textbook_adam(data_dir, tmp_path, monkeypatch):
+    """--textbook chooses the optimizer's form (the loss has one form)."""
     forms = []
-    inner = npvae.VAE.loss_and_grads
+    inner = npvae.optim.Adam.step
 
-    def spy(model, x, *args, fused=False, **kw):
-        forms.append(fused)
-        return inner(model, x, *args, fused=fused, **kw)
+    def spy(opt, grads):
+        forms.append(opt.fused)
+        return inner(opt, grads)
 
-    monkeypatch.setattr(npvae.VAE, "loss_and_grads", spy)
+    monkeypatch.setattr(npvae.optim.Adam, "step", spy)
     for flags, fused in [([], True), (["--textbook"], False)]:
         forms.clear()
         assert cli.main(["train", "--data-dir", str(data_dir), *TINY, "--epochs", "1",

@@ -1,7 +1,9 @@
-"""The fast twins (``fused=True``) against the textbook forms they stand beside.
+"""The fast twin (Adam's ``fused=True``) against the textbook form it stands beside, and the
+loss's kernels against plain forms written out here independently of npvae.
 
-Each plain form below is the textbook expression, written out here independently of npvae; the
-fast twin, and npvae's own textbook form, must agree with it to within float rounding.
+The loss has one form since the fused Bernoulli NLL was removed: it was slower than the
+textbook form on both CPUs measured (AMD EPYC: 2.8 against 2.0-2.4 ms per 128×784 call; the
+Intel Xeon of issue 26: 0.48 against 0.40 ms).
 """
 
 import functools
@@ -19,48 +21,11 @@ from npvae.core import vae as vae_module
 
 
 def plain_bernoulli_nll(logits, x):
-    """Σ_D max(l, 0) - x·l + log1p(e^{-|l|}) and σ(l) - x, with np.log1p and np.where."""
-    e = np.exp(-np.abs(logits))
-    nll = (np.maximum(logits, 0) - x * logits + np.log1p(e)).sum(axis=-1)
-    probs = np.where(logits >= 0, 1, e) / (1 + e)
+    """Σ_D logaddexp(0, l) - x·l and 1 / (1 + e^{-l}) - x: another stable form of the same."""
+    nll = (np.logaddexp(0, logits) - x * logits).sum(axis=-1)
+    with np.errstate(over="ignore"):  # e^{-l} overflows to inf for l < -88 in float32: 1/inf = 0
+        probs = 1 / (1 + np.exp(-logits))
     return nll, probs - x
-
-
-def ulps(a, b):
-    """|a - b| in units in the last place of b."""
-    return np.abs(a - b) / np.spacing(np.abs(b).astype(b.dtype))
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_log1p_by_log_and_correction_is_as_accurate_as_log1p(dtype):
-    """bernoulli_nll's log(u) + δ, u = 1 + e, δ = e - (u - 1), against np.log1p(e) for e over
-    (0, 1]: within 4 ulps, and exactly e where 1 + e rounds to 1 (where log(u) alone gives 0).
-
-    With x = 0 and logits ≤ 0 an element's nll is max(l, 0) - x·l + log1p(e) = log1p(e)."""
-    e64 = np.concatenate([np.geomspace(1e-30, 1, 20_000), np.linspace(1e-3, 1, 20_000)])
-    logits = np.log(e64).astype(dtype)[:, None]  # (N, 1), ≤ 0
-    e = np.exp(-np.abs(logits[:, 0]))  # the e that bernoulli_nll computes
-    nll, _ = dist.bernoulli_nll_fused(logits, np.zeros_like(logits))
-    assert nll.dtype == dtype
-    assert ulps(nll, np.log1p(e)).max() <= 4
-    tiny = e < np.finfo(dtype).eps / 4
-    assert tiny.any() and np.array_equal(nll[tiny], e[tiny])
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("D", [1, 2, 3, 7, 784, 1025, 100_000])
-def test_sum_log_by_a_folded_product_matches_the_sum_of_logs(D, dtype):
-    """Σ_D log(u) as log Π_D u, the product in float64: to within 2 ulps of the float64 sum of
-    float64 logs (the plain form), for odd and even D, and without overflow at D = 100,000
-    (Π u up to 2^100000 as a whole)."""
-    rng = np.random.default_rng(D)
-    u = np.concatenate([1 + rng.random((3, D)), np.full((1, D), 2.0), np.ones((1, D))])
-    u = u.astype(dtype)  # (5, D): random in [1, 2), all 2 (the largest product), all 1
-    plain = np.log(u.astype(np.float64)).sum(axis=-1)
-    fast = dist.sum_log(u)
-    assert fast.dtype == dtype
-    assert np.all(np.abs(fast - plain) <= 2 * np.spacing(plain.astype(dtype)) + 1e-300)
-    assert fast[-1] == 0 and np.isclose(fast[-2], D * np.log(2), rtol=4 * np.finfo(dtype).eps)
 
 
 @given(arrays(np.float64, (40, 1), elements=st.floats(-200, 200)),
@@ -69,14 +34,14 @@ def test_bernoulli_nll_matches_the_plain_form(logits, x):
     """Element by element (D = 1), to within float rounding: both forms round intermediates
     as large as |l| (max(l, 0) and x·l, or ½|l| and (½ - x)·l) before they cancel, so they
     agree to a few ulps of |l|, and of log1p(e) ≤ log 2."""
-    for dtype, fused in [(np.float64, True), (np.float32, True), (np.float64, False),
-                         (np.float32, False)]:
-        nll, dlogits = dist.bernoulli_nll(logits.astype(dtype), x.astype(dtype), fused=fused)
+    for dtype in (np.float64, np.float32):
+        nll, dlogits = dist.bernoulli_nll(logits.astype(dtype), x.astype(dtype))
         ref_nll, ref_d = plain_bernoulli_nll(logits.astype(dtype), x.astype(dtype))
         assert nll.dtype == dtype and dlogits.dtype == dtype
         tol = np.finfo(dtype).eps * (4 + 4 * np.abs(logits[:, 0]))
         assert np.all(np.abs(nll - ref_nll) <= tol)
-        np.testing.assert_array_equal(dlogits, ref_d)  # sigmoid(l) - x: the same operations
+        # sigmoid(l) ∈ [0, 1] two ways, then minus x: within a few ulps of 1, absolute
+        np.testing.assert_allclose(dlogits, ref_d, rtol=0, atol=4 * np.finfo(dtype).eps)
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
@@ -85,8 +50,8 @@ def test_forward_without_gradients_gives_the_same_nll(likelihood):
     model = npvae.VAE(6, (5,), 3, likelihood=likelihood, dtype=np.float64, seed=0)
     x = rng.random((4, 6))
     eps = rng.standard_normal((2, 4, 3))
-    with_grads = model._forward(x, None, eps)
-    without = model._forward(x, None, eps, need_grad=False)
+    with_grads = model._forward(x, eps)
+    without = model._forward(x, eps, need_grad=False)
     np.testing.assert_array_equal(with_grads.nll, without.nll)
     assert all(d is not None for d in with_grads.dnll_dheads)
     assert all(d is None for d in without.dnll_dheads)
@@ -135,26 +100,10 @@ def test_adam_twins_agree_step_by_step_on_a_model():
         x = rng.random((5, 8), np.float32)
         eps = rng.standard_normal((5, 2), np.float32)
         opt_a.step(a.loss_and_grads(x, eps)[1])
-        opt_b.step(b.loss_and_grads(x, eps, fused=True)[1])
+        opt_b.step(b.loss_and_grads(x, eps)[1])
     for name in a.params:
         np.testing.assert_allclose(a.params[name], b.params[name], rtol=1e-4, atol=1e-5)
     assert opt_a.state_dict().keys() == opt_b.state_dict().keys()
-
-
-@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
-@pytest.mark.parametrize("objective,k", [("elbo", 1), ("elbo", 3), ("iwae", 3)])
-def test_the_fused_switch_changes_no_number_beyond_rounding(likelihood, objective, k):
-    """loss_and_grads and log_weights with fused=True against fused=False, float32."""
-    model = npvae.VAE(10, (7,), 3, likelihood=likelihood, seed=2)
-    x = np.random.default_rng(2).random((6, 10), dtype=np.float32)
-    eps = np.random.default_rng(3).standard_normal((k, 6, 3), dtype=np.float32)
-    loss, grads, _ = model.loss_and_grads(x, eps, objective=objective)
-    loss_f, grads_f, _ = model.loss_and_grads(x, eps, objective=objective, fused=True)
-    assert loss_f == pytest.approx(loss, rel=1e-5)
-    for name in grads:
-        np.testing.assert_allclose(grads_f[name], grads[name], rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(model.log_weights(x, eps, fused=True), model.log_weights(x, eps),
-                               rtol=1e-5)
 
 
 def test_adam_updates_the_live_parameter_arrays_in_place():
@@ -198,16 +147,17 @@ def test_no_float64_leaks_in_any_intermediate(monkeypatch, objective, k, likelih
             fn = getattr(module, name)
             if callable(fn) and name.endswith(("_forward", "_backward", "_nll", "_normal",
                                                "_density", "_learned", "_dimension", "sigmoid")):
-                if hasattr(vae_module, name):
-                    monkeypatch.setattr(vae_module, name, _float32_only(fn, name, seen))
+                for target in (vae_module, layers):  # the loss's calls, and mlp_forward's
+                    if hasattr(target, name):
+                        monkeypatch.setattr(target, name, _float32_only(fn, name, seen))
     for name, (fwd, bwd) in layers.ACTIVATIONS.items():
         monkeypatch.setitem(layers.ACTIVATIONS, name, (_float32_only(fwd, name, seen),
                                                        _float32_only(bwd, name, seen)))
     model = npvae.VAE(10, (7, 5), 3, likelihood=likelihood, seed=1)
     x = np.random.default_rng(1).random((6, 10), dtype=np.float32)
-    loss, grads, stats = model.loss_and_grads(x, objective=objective, k=k, fused=fused)
+    loss, grads, stats = model.loss_and_grads(x, objective=objective, k=k)
     assert all(g.dtype == np.float32 for g in grads.values())
-    assert model.log_weights(x, np.zeros((2, 6, 3), np.float32), fused=fused).dtype == np.float32
+    assert model.log_weights(x, np.zeros((2, 6, 3), np.float32)).dtype == np.float32
     opt = npvae.Adam(model.params, weight_decay=1e-4, fused=fused)
     opt.step(grads)
     assert all(p.dtype == np.float32 for p in model.params.values())

@@ -34,7 +34,7 @@ def test_gaussian_draws_have_the_decoder_variance(likelihood):
         model.params["out_logvar.b"][:] = np.linspace(-3, 1, 12)  # a variance per pixel
     z = _one_z_many_times(model)
     draws = model.decode(z, draw=True, rng=np.random.default_rng(1))
-    heads, _ = model._decode_forward(z[:1], None)
+    heads, _ = model._decode_forward(z[:1])
     variance = 0.3**2 * np.ones(12) if likelihood == "gaussian" else np.exp(heads[1][0])
     residual = draws - heads[0][0]  # (N, D)
     np.testing.assert_allclose(residual.mean(axis=0), 0, atol=5 * np.sqrt(variance / N).max())

@@ -126,7 +126,7 @@ def test_decode_returns_mean_of_p_x_given_z():
     z = np.random.default_rng(0).standard_normal((5, 2))
     probs = model.decode(z)
     assert np.all((probs > 0) & (probs < 1))
-    heads, _ = model._decode_forward(z, None)
+    heads, _ = model._decode_forward(z)
     np.testing.assert_allclose(probs, 1 / (1 + np.exp(-heads[0])))
 
 

@@ -43,16 +43,27 @@ def as_batch(x, input_dim, dtype, name="x", unit_interval=False):
     return x
 
 
-def as_eps(eps, batch_size, latent_dim, dtype):
-    """Return eps as a (B, Z) or (K, B, Z) array of ``dtype``, or raise a ValueError."""
+def as_eps(eps, batch_size, noise_dim, dtype, k=1, rng=None, default_rng=None):
+    """Return eps as a (B, Z) or (K, B, Z) array of ``dtype``, or raise a ValueError.
+
+    eps=None draws eps ~ N(0, I) of shape (B, Z), or (k, B, Z) for k > 1, from ``rng`` (a
+    Generator the caller passed in), else from ``default_rng`` (the model's own)."""
+    if eps is None:
+        k = positive_int(k, "k")
+        rng = default_rng if rng is None else as_generator(rng, "rng")
+        shape = (batch_size, noise_dim) if k == 1 else (k, batch_size, noise_dim)
+        return rng.standard_normal(shape, dtype=dtype)
     eps = np.asarray(eps)
-    if eps.ndim not in (2, 3) or eps.shape[-2:] != (batch_size, latent_dim):
+    if eps.ndim not in (2, 3) or eps.shape[-2:] != (batch_size, noise_dim):
         raise ValueError(
-            f"eps has shape {eps.shape}; expected (B, Z) = ({batch_size}, {latent_dim}) or "
-            f"(K, B, Z) = (K, {batch_size}, {latent_dim}) for K samples per example."
+            f"eps has shape {eps.shape}; expected (B, Z) = ({batch_size}, {noise_dim}) or "
+            f"(K, B, Z) = (K, {batch_size}, {noise_dim}) for K samples per example."
         )
     if eps.ndim == 3 and eps.shape[0] == 0:
         raise ValueError("eps has K = 0 samples; pass at least one sample per example.")
+    if k != 1 and (eps.ndim == 2 or eps.shape[0] != k):
+        raise ValueError(f"k = {k!r} samples were asked for, but eps has shape {eps.shape}; "
+                         f"pass eps of shape (k, B, Z), or leave eps out to draw it.")
     eps = eps.astype(dtype, copy=False)
     if not np.isfinite(eps).all():
         raise ValueError("eps contains NaN or infinite values; draw it from a standard normal.")

@@ -2,7 +2,8 @@
 
 Every ``*_forward`` returns ``(out, cache)``; every ``*_backward(dout, cache)`` returns the
 gradients of the loss with respect to the forward's inputs, in the same order. ``dX`` is always
-∂L/∂X and has the shape of X. Shapes: B (batch), D (in), H (out).
+∂L/∂X and has the shape of X. Shapes: N rows (B examples, or K·B samples), F_in and F_out a
+layer's fan-in and fan-out (D, H or Z, depending on where the layer sits).
 """
 
 import math
@@ -15,9 +16,9 @@ import numpy as np
 def dense_forward(x, W, b):
     """y = x W + b.
 
-    x : (B, D) array, W : (D, H) array, b : (H,) array  ->  y : (B, H) array.
+    x : (N, F_in) array, W : (F_in, F_out) array, b : (F_out,) array  ->  y : (N, F_out) array.
     """
-    y = x @ W  # (B, H)
+    y = x @ W  # (N, F_out)
     y += b
     return y, (x, W)
 
@@ -25,14 +26,15 @@ def dense_forward(x, W, b):
 def dense_backward(dy, cache, need_dx=True):
     """Backward of y = x W + b.
 
-    dy : (B, H) array  ->  dx = dy Wᵀ : (B, D),  dW = xᵀ dy : (D, H),  db = Σ_B dy : (H,).
+    dy : (N, F_out) array  ->  dx = dy Wᵀ : (N, F_in),  dW = xᵀ dy : (F_in, F_out),
+    db = Σ_N dy : (F_out,). The sums over the N rows are where the examples' gradients add up.
     With ``need_dx=False`` (the first layer, whose input is the data) dx is None, which saves
     the largest matrix product of the backward.
     """
     x, W = cache
-    dx = dy @ W.T if need_dx else None  # (B, D)
-    dW = x.T @ dy  # (D, H)
-    db = dy.sum(axis=0)  # (H,)
+    dx = dy @ W.T if need_dx else None  # (N, F_in)
+    dW = x.T @ dy  # (F_in, F_out)
+    db = dy.sum(axis=0)  # (F_out,)
     return dx, dW, db
 
 
@@ -56,9 +58,40 @@ def dense_init(fan_in, fan_out, activation, rng, dtype=np.float32):
     return W, b
 
 
+# ----------------------------------------------------------------------------- an MLP's trunk
+
+def mlp_forward(h, params, prefix, n_layers, act_forward):
+    """The trunk of an MLP: h ─► [dense ─► act] × n_layers, layer i's weights being
+    params[f"{prefix}.{i}.W"] and params[f"{prefix}.{i}.b"].
+
+    h : (N, F_in) array  ->  h : (N, H) array (h itself when n_layers = 0), and the caches.
+    """
+    caches = []
+    for i in range(n_layers):
+        h, dense_cache = dense_forward(h, params[f"{prefix}.{i}.W"], params[f"{prefix}.{i}.b"])
+        h, act_cache = act_forward(h)  # (N, H)
+        caches.append((dense_cache, act_cache))
+    return h, caches
+
+
+def mlp_backward(dh, caches, grads, prefix, act_backward, need_dinput=True):
+    """Backward of ``mlp_forward``, last layer first: act, then dense. Fills grads[f"{prefix}.{i}.W"]
+    and grads[f"{prefix}.{i}.b"].
+
+    dh : (N, H) array  ->  d(input) : (N, F_in), or None with ``need_dinput=False`` (when the
+    input is the data, whose gradient nobody needs). With no layers, dh is returned as it is.
+    """
+    for i in reversed(range(len(caches))):
+        dense_cache, act_cache = caches[i]
+        dh = act_backward(dh, act_cache)  # (N, H)
+        dh, grads[f"{prefix}.{i}.W"], grads[f"{prefix}.{i}.b"] = dense_backward(
+            dh, dense_cache, need_dx=i > 0 or need_dinput)
+    return dh
+
+
 # ----------------------------------------------------------------------------- activations
 # The cache keeps what the derivative needs and nothing more; most keep the output, whose
-# derivative they can be written in (σ' = σ(1 - σ), tanh' = 1 - tanh²).
+# derivative they can be written in (sigmoid' = y(1 - y), tanh' = 1 - y²).
 
 def identity_forward(x):
     """y = x."""
@@ -108,16 +141,16 @@ def tanh_backward(dy, y):
 
 
 def sigmoid(x):
-    """σ(x) = 1 / (1 + e^{-x}), computed without overflow for any x.
+    """sigmoid(x) = 1 / (1 + e^{-x}), computed without overflow for any x.
 
-    With e = exp(-|x|) ∈ (0, 1]: σ(x) = 1 / (1 + e) for x ≥ 0 and e / (1 + e) for x < 0.
+    With e = exp(-|x|) ∈ (0, 1]: sigmoid(x) = 1 / (1 + e) for x ≥ 0 and e / (1 + e) for x < 0.
     """
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1, e) / (1 + e)
 
 
 def sigmoid_forward(x):
-    """y = σ(x)."""
+    """y = sigmoid(x)."""
     y = sigmoid(x)
     return y, y
 
@@ -138,7 +171,7 @@ def softplus_forward(x):
 
 
 def softplus_backward(dy, x):
-    """dx = dy · σ(x)."""
+    """dx = dy · sigmoid(x)."""
     return dy * sigmoid(x)
 
 

@@ -1,21 +1,27 @@
-"""The variational autoencoder: forward pass, negative ELBO, and its backward written out by hand.
+"""The variational autoencoder: the negative ELBO and its gradient, written out by hand.
 
-    encoder   x ─► [dense ─► act] × n ─► h ─┬─► dense ─► mu                      q(z|x) =
-                                            └─► dense ─► clamp ─► logvar           N(mu, diag e^logvar)
-    sampler   z = mu + exp(logvar / 2) · eps,   eps ~ N(0, I)
-    decoder   z ─► [dense ─► act] × n ─► h ─┬─► dense ─► logits or mean          p(x|z)
-                                            └─► dense ─► clamp ─► logvar_x  (gaussian-learned only)
+    encoder   [x, cond] ─► [dense ─► act] × n ─► h_enc ─┬─► dense ─► mu                q(z|x) =
+                                                       └─► dense ─► clamp ─► logvar     N(mu, diag e^logvar)
+    sampler   z = mu + std · eps,   std = exp(logvar / 2),   eps ~ N(0, I)
+    decoder   [z, cond] ─► [dense ─► act] × n ─► h_dec ─┬─► dense ─► logits or mean    p(x|z)
+                                                       └─► dense ─► logvar_x  (gaussian-learned only)
 
     loss = (1/B) Σ_b [ (1/K) Σ_k NLL(x_b | z_kb) + beta · KL(q(z|x_b) ‖ N(0, I)) ]   (nats)
 
+Read ``VAE.loss_and_grads`` first: one function, the forward as calls of the primitives
+(``npvae.core.layers``, ``npvae.core.distributions``), then the backward, steps 1 to 5 in
+reverse order, each with its derivative. Beside it, not on its path: the importance-weighted
+bound (``_iwae_loss_and_grads``), and the pieces that the IWAE bound, the evaluation methods
+and the models built on the VAE (``npvae.models``) share.
+
 Symbols (the same in every module): B batch, D data, H hidden, Z latent, K samples of z per
-example (eps is (B, Z), or (K, B, Z) for K > 1), C classes of a condition.
-Reading order: ``loss_and_grads`` dispatches to ``_elbo_loss_and_grads`` (or the IWAE bound,
-``_iwae_loss_and_grads``); each runs ``_forward`` and then its backward, step by step, in
-reverse order of the forward. ``npvae.verify.gradcheck`` proves each step against finite differences.
+example (eps is (B, Z), or (K, B, Z) for K > 1), C classes of a condition. std is q's standard
+deviation exp(logvar / 2); sigma is the fixed standard deviation of the "gaussian" likelihood;
+sigmoid is the logistic function.
 
 A condition (the CVAE's one-hot label) is an explicit input, ``cond`` (B, C): it is joined to x
-where the encoder starts and to z where the decoder starts. A plain VAE passes None.
+where the encoder starts and to every sample z where the decoder starts. A plain VAE passes
+None, which is joined as C = 0 columns.
 """
 
 import dataclasses
@@ -44,6 +50,8 @@ from .layers import (
     dense_backward,
     dense_forward,
     dense_init,
+    mlp_backward,
+    mlp_forward,
     sigmoid,
 )
 
@@ -116,22 +124,20 @@ def _is_int(value):
 
 @dataclasses.dataclass
 class Forward:
-    """What the forward pass computed, and what its backward needs (``VAE._forward``).
+    """What ``VAE._forward`` computed, for the IWAE bound's backward and the evaluation methods.
 
-    The per-sample NLL gradients are those of each sample's own sum over D, unscaled: the loss
-    functions apply 1/B or 1/(K·B) to them.
+    The NLL gradients are those of each sample's own sum over D, unscaled: the loss applies
+    its 1/B or w̃/B to them.
     """
 
     mu: np.ndarray  # (B, Z), the mean of q(z|x)
     logvar: np.ndarray  # (B, Z), its log-variance, after the clamp
-    z: np.ndarray  # (B, Z) or (K, B, Z): z = mu + exp(logvar / 2) · eps
+    z: np.ndarray  # (B, Z) or (K, B, Z): z = mu + std · eps
     nll: np.ndarray  # (B,) or (K, B): -log p(x|z), summed over D
-    dnll_dheads: tuple  # ∂NLL/∂head for each decoder head, each (B, D) or (K, B, D); or Nones
-    encoder_cache: tuple  # (trunk caches, mu cache, logvar cache, clamp mask)
-    sampler_cache: tuple  # (sigma, eps)
-    decoder_cache: tuple  # (trunk caches, out cache, out_logvar caches or None)
-
-
+    dnll_dheads: list  # ∂NLL/∂head for each decoder head, each (K·B, D); or Nones
+    encoder_cache: tuple  # ``_gaussian_forward``'s cache
+    sampler_cache: tuple  # (std, eps)
+    decoder_cache: tuple  # ``_decode_forward``'s cache
 
 
 def layer_shapes(config, cond_dim=0, heads=("mu", "logvar")):
@@ -186,6 +192,10 @@ class VAE:
         self.dtype = np.dtype(self.config.dtype)
         self.rng = checks.as_generator(seed, "seed")
         self._act_forward, self._act_backward = ACTIVATIONS[activation]
+        self._depth = len(self.config.hidden_dims)  # hidden layers in each trunk
+        # The decoder's output layers: "out" (logits or mean), and "out_logvar" (log-variance).
+        self.decoder_heads = (("out", "out_logvar") if likelihood == "gaussian-learned"
+                              else ("out",))
         self.params = self._init_params(self.rng)
 
     def _config_extras(self):
@@ -199,11 +209,6 @@ class VAE:
             config = cls.config_class(**config)
         return cls(**dataclasses.asdict(config), seed=seed)
 
-    # ------------------------------------------------------------------------ parameters
-
-    def _layer_shapes(self):
-        return self.shapes_of(self.config)
-
     @classmethod
     def shapes_of(cls, config):
         """(name, fan_in, fan_out, activation) of every dense layer of a model with this
@@ -211,16 +216,28 @@ class VAE:
         return layer_shapes(config, getattr(config, "n_classes", 0), cls.encoder_heads)
 
     def _init_params(self, rng):
-        n_params = sum((fan_in + 1) * fan_out for _, fan_in, fan_out, _ in self._layer_shapes())
-        dims = "-".join(map(str, [self.input_dim, *self.config.hidden_dims, self.latent_dim]))
+        shapes = self.shapes_of(self.config)
+        n_params = sum((fan_in + 1) * fan_out for _, fan_in, fan_out, _ in shapes)
         checks.check_fits(4 * n_params * self.dtype.itemsize,
-                          f"training a {dims} VAE ({n_params:.3g} parameters, each with a "
-                          f"gradient and Adam's two moments)", "choose smaller layers")
+                          f"training a {self._dims()} VAE ({n_params:.3g} parameters, each with "
+                          f"a gradient and Adam's two moments)", "choose smaller layers")
         params = {}
-        for name, fan_in, fan_out, act in self._layer_shapes():
+        for name, fan_in, fan_out, act in shapes:
             params[f"{name}.W"], params[f"{name}.b"] = dense_init(fan_in, fan_out, act, rng,
                                                                   self.dtype)
         return params
+
+    def _dims(self):
+        """The architecture as "784-400-20"."""
+        return "-".join(map(str, [self.input_dim, *self.config.hidden_dims, self.latent_dim]))
+
+    def __repr__(self):
+        cfg = self.config
+        n_params = sum(p.size for p in self.params.values())
+        extras = "".join(f", {k}={v}" for k, v in self._config_extras().items())
+        sigma = f", sigma={cfg.sigma:g}" if cfg.likelihood == "gaussian" else ""
+        return (f"{type(self).__name__}({self._dims()}{extras}, {cfg.likelihood}{sigma}, "
+                f"{cfg.activation}, {cfg.dtype}, {n_params:,} parameters)")
 
     @property
     def latent_dim(self):
@@ -235,152 +252,10 @@ class VAE:
         """The width of eps per sample: Z (a hierarchical VAE draws noise for each layer)."""
         return self.config.latent_dim
 
-    # ------------------------------------------------------------------------ forward pieces
-
-    def _dense(self, name, h):
-        return dense_forward(h, self.params[f"{name}.W"], self.params[f"{name}.b"])
-
-    def _mlp_forward(self, h, prefix):
-        """h ─► [dense ─► act] for each hidden layer of the encoder's or decoder's trunk."""
-        caches = []
-        for i in range(len(self.config.hidden_dims)):
-            h, dense_cache = self._dense(f"{prefix}.{i}", h)  # (N, H)
-            h, act_cache = self._act_forward(h)  # (N, H)
-            caches.append((dense_cache, act_cache))
-        return h, caches
-
-    def _mlp_backward(self, dh, prefix, caches, grads, need_dinput=True):
-        """Backward through the trunk: act, then dense, last layer first. Returns d(input)."""
-        for i in reversed(range(len(caches))):
-            dense_cache, act_cache = caches[i]
-            dh = self._act_backward(dh, act_cache)
-            dh, grads[f"{prefix}.{i}.W"], grads[f"{prefix}.{i}.b"] = dense_backward(
-                dh, dense_cache, need_dx=need_dinput or i > 0)
-        return dh
-
-    def _join(self, a, cond):
-        """[a, cond], the input of a side's first layer: (N, ·) and (N, C) -> (N, · + C)."""
-        if (cond is None) != (self.cond_dim == 0):
-            raise TypeError("a CVAE needs the labels: call it with y, e.g. encode(x, y)."
-                            if cond is None else "this model takes no condition.")
-        return a if cond is None else np.concatenate([a, cond], axis=1)
-
-    def _encode_forward(self, x, cond):
-        """q(z|x): x : (B, D), cond : (B, C) or None  ->  mu, logvar : (B, Z), and the cache."""
-        inputs = self._join(x, cond)  # (B, D + C)
-        return self._gaussian_forward(inputs, "encoder", "mu", "logvar")
-
-    def _gaussian_forward(self, inputs, trunk, mu_name, logvar_name):
-        """A diagonal Gaussian computed by an MLP with two heads:
-
-            inputs ─► [dense ─► act] × n ─► h ─┬─► dense ─► mu
-                                               └─► dense ─► clamp ─► logvar
-
-        inputs : (N, ·)  ->  mu, logvar : (N, ·), and the cache. The VAE's encoder is one; a
-        hierarchical VAE has three (``npvae.models.hvae``)."""
-        h, trunk_caches = self._mlp_forward(inputs, trunk)  # (N, H)
-        mu, mu_cache = self._dense(mu_name, h)  # (N, Z)
-        logvar_unclamped, logvar_cache = self._dense(logvar_name, h)  # (N, Z)
-        logvar, inside = clamp_forward(logvar_unclamped, LOGVAR_MIN, LOGVAR_MAX)  # (N, Z)
-        return mu, logvar, (trunk_caches, mu_cache, logvar_cache, inside)
-
-    def _decode_forward(self, z, cond):
-        """z : (N, Z), cond : (N, C) or None  ->  heads: (logits,), (mean,) or (mean, logvar_x),
-        each (N, D), and the cache."""
-        inputs = self._join(z, cond)  # (N, Z + C)
-        h, trunk_caches = self._mlp_forward(inputs, "decoder")  # (N, H)
-        out, out_cache = self._dense("out", h)  # (N, D)
-        if self.config.likelihood != "gaussian-learned":
-            return (out,), (trunk_caches, out_cache, None)
-        logvar_x_unclamped, logvar_x_cache = self._dense("out_logvar", h)  # (N, D)
-        logvar_x, inside = clamp_forward(logvar_x_unclamped, LOGVAR_MIN, LOGVAR_MAX)
-        return (out, logvar_x), (trunk_caches, out_cache, (logvar_x_cache, inside))
-
-    def _nll(self, heads, x, need_grad=True, fused=False):
-        """-log p(x|z) per sample, (...,), and its gradient with respect to each head.
-
-        With ``need_grad=False`` (evaluation) the gradients are not computed: each is None.
-        """
-        likelihood = self.config.likelihood
-        if likelihood == "bernoulli":
-            nll, dlogits = bernoulli_nll(heads[0], x, need_grad, fused=fused)
-            return nll, (dlogits,)
-        if likelihood == "gaussian":
-            nll, dmean = gaussian_nll(heads[0], x, self.config.sigma, need_grad)
-            return nll, (dmean,)
-        nll, dmean, dlogvar_x = gaussian_nll_learned(heads[0], heads[1], x, need_grad)
-        return nll, (dmean, dlogvar_x)
-
-    def _forward(self, x, cond, eps, need_grad=True, fused=False):
-        """The shared forward: q(z|x), the samples z, the decoder heads on them, and the NLL."""
-        mu, logvar, encoder_cache = self._encode_forward(x, cond)  # (B, Z) each
-        return self._forward_given_q(x, cond, mu, logvar, eps, need_grad, fused, encoder_cache)
-
-    def _forward_given_q(self, x, cond, mu, logvar, eps, need_grad=True, fused=False,
-                         encoder_cache=None):
-        """The forward from q(z|x) = N(mu, diag e^logvar) on: the samples z, the decoder heads
-        on them, and the NLL. mu, logvar : (B, Z), the encoder's or any other q's."""
-        z, sampler_cache = reparameterize_forward(mu, logvar, eps)  # (K, B, Z) or (B, Z)
-        nll, dnll_dheads, decoder_cache = self._decode_nll(x, cond, z, need_grad, fused)
-        return Forward(mu, logvar, z, nll, dnll_dheads, encoder_cache, sampler_cache,
-                       decoder_cache)
-
-    def _decode_nll(self, x, cond, z, need_grad=True, fused=False):
-        """-log p(x|z) at samples z (K, B, Z) or (B, Z), its gradient with respect to each
-        decoder head, and the decoder's cache: (K, B) or (B,), heads each (K, B, D) or (B, D)."""
-        z_rows = z.reshape(-1, self.latent_dim)  # (K·B, Z): row k·B + b is sample k of x_b
-        cond_rows = None if cond is None else np.tile(cond, (len(z_rows) // len(cond), 1))
-        heads, decoder_cache = self._decode_forward(z_rows, cond_rows)  # each (K·B, D)
-        heads = tuple(a.reshape(*z.shape[:-1], -1) for a in heads)  # (K, B, D) or (B, D)
-        nll, dnll_dheads = self._nll(heads, x, need_grad, fused)  # (K, B) or (B,): x broadcasts
-        return nll, dnll_dheads, decoder_cache
-
-    # ------------------------------------------------------------------------ backward pieces
-
-    def _decode_backward(self, dheads, cache, grads):
-        """Heads ─► decoder trunk. dheads : each (N, D)  ->  dz : (N, Z)."""
-        trunk_caches, out_cache, logvar_x_caches = cache
-        dh, grads["out.W"], grads["out.b"] = dense_backward(dheads[0], out_cache)
-        if logvar_x_caches is not None:
-            logvar_x_cache, inside = logvar_x_caches
-            dlogvar_x_unclamped = clamp_backward(dheads[1], inside)  # 0 where the clamp binds
-            dh_logvar_x, grads["out_logvar.W"], grads["out_logvar.b"] = dense_backward(
-                dlogvar_x_unclamped, logvar_x_cache)
-            dh += dh_logvar_x  # h feeds both heads: their gradients add
-        dinputs = self._mlp_backward(dh, "decoder", trunk_caches, grads)  # (N, Z + C)
-        return dinputs[:, :self.latent_dim]  # the condition is data: its gradient is dropped
-
-    def _encode_backward(self, dmu, dlogvar, cache, grads):
-        """Heads ─► encoder trunk. dmu, dlogvar : (B, Z). ∂L/∂x is not needed, so not computed."""
-        self._gaussian_backward(dmu, dlogvar, cache, grads, "encoder", "mu", "logvar",
-                                need_dinput=False)
-
-    def _gaussian_backward(self, dmu, dlogvar, cache, grads, trunk, mu_name, logvar_name,
-                           need_dinput=True):
-        """Backward of ``_gaussian_forward``: dmu, dlogvar : (N, Z)  ->  d(inputs) (N, ·), or
-        None with ``need_dinput=False``. The logvar head passes its gradient through its clamp
-        (0 where it binds); the two heads meet at h, where their gradients add."""
-        trunk_caches, mu_cache, logvar_cache, inside = cache
-        need_dh = bool(trunk_caches) or need_dinput
-        dlogvar_unclamped = clamp_backward(dlogvar, inside)  # (N, Z): 0 where the clamp binds
-        dh, grads[f"{mu_name}.W"], grads[f"{mu_name}.b"] = dense_backward(
-            dmu, mu_cache, need_dx=need_dh)
-        dh_logvar, grads[f"{logvar_name}.W"], grads[f"{logvar_name}.b"] = dense_backward(
-            dlogvar_unclamped, logvar_cache, need_dx=need_dh)
-        if not need_dh:
-            return None
-        dh += dh_logvar  # h feeds both heads: their gradients add  (N, H)
-        if not trunk_caches:  # no hidden layer: h is the input
-            return dh
-        return self._mlp_backward(dh, trunk, trunk_caches, grads, need_dinput=need_dinput)
-
-    def _ordered(self, grads):
-        return {name: grads[name] for name in self.params}
-
     # ------------------------------------------------------------------------ the loss
 
     def loss_and_grads(self, x, eps=None, beta=1.0, rng=None, objective="elbo", k=1,
-                       free_bits=0.0, fused=False):
+                       free_bits=0.0, cond=None):
         """The negative ELBO (or IWAE bound), in nats per example, and its gradient.
 
         Parameters
@@ -389,12 +264,13 @@ class VAE:
         eps : (B, Z) or (K, B, Z) array of standard normal noise, or None to draw (k, B, Z)
             (or (B, Z) when k = 1) from ``rng``, else from the model's own generator.
         beta : float ≥ 0, the weight of the KL (beta-VAE; 0 during a KL warm-up's first step).
-        objective : "elbo", or "iwae" for the importance-weighted bound with the K samples.
+        objective : "elbo", or "iwae" for the importance-weighted bound with the K samples
+            (``_iwae_loss_and_grads``).
         k : int, samples per example when eps is drawn.
         free_bits : float λ ≥ 0. When positive, the KL term is Σ_Z max(λ, KL_Z), with KL_Z the
             batch mean of the KL of latent dimension Z (``distributions.free_bits_kl``).
-        fused : bool, the one switch between the textbook kernels (False: what a reader meets)
-            and their fast twins (True: ``distributions.bernoulli_nll_fused``); same numbers.
+        cond : (B, C) array, the condition joined to x and to z (a CVAE's one-hot labels), or
+            None for a plain VAE.
 
         Returns
         -------
@@ -402,80 +278,110 @@ class VAE:
         grads : dict with exactly the keys of ``params``, each ∂loss/∂param.
         stats : dict of floats: "loss", "recon" (mean NLL), "kl" (mean closed-form KL).
         """
-        return self._loss_and_grads(x, None, eps, beta, rng, objective, k, free_bits, fused)
-
-    def _loss_and_grads(self, x, cond, eps, beta, rng, objective, k, free_bits, fused):
-        """``loss_and_grads`` with the condition cond : (B, C) or None; checks and dispatches."""
-        x, eps = self._inputs(x, eps, rng, k)
+        cfg = self.config
+        x = checks.as_batch(x, cfg.input_dim, self.dtype,
+                            unit_interval=cfg.likelihood == "bernoulli")
+        eps = checks.as_eps(eps, len(x), cfg.latent_dim, self.dtype, k, rng, self.rng)
         beta, free_bits = checks.nonnegative(beta, "beta"), checks.nonnegative(free_bits,
                                                                                 "free_bits")
-        if objective == "elbo":
-            return self._elbo_loss_and_grads(x, cond, eps, beta, free_bits, fused)
-        if objective != "iwae":
-            raise ValueError(f"unknown objective {objective!r}; choose one of {OBJECTIVES}.")
-        if beta != 1.0 or free_bits:
-            raise ValueError("the IWAE bound has no beta or free bits; use objective='elbo'.")
-        return self._iwae_loss_and_grads(x, cond, eps, fused)
+        if objective != "elbo":  # the importance-weighted bound: its own function, below
+            return self._iwae_loss_and_grads(x, eps, beta, free_bits, objective, cond)
+        p, (B, D), Z = self.params, x.shape, cfg.latent_dim
+        cond = np.zeros((B, 0), self.dtype) if cond is None else cond  # (B, C); C = 0: no label
 
-    def _elbo_loss_and_grads(self, x, cond, eps, beta, free_bits, fused):
-        """The negative ELBO with K = 1 or more samples of z per example, and its gradient.
-
-        loss = (1/(K·B)) Σ_kb NLL(x_b | z_kb) + beta · KL_term,
-        KL_term = (1/B) Σ_b KL_b (closed form), or with free bits Σ_Z max(λ, KL_Z).
-        """
-        mu, logvar, encoder_cache = self._encode_forward(x, cond)  # q(z|x): (B, Z) each
-        grads = {}
-        # Steps 1 to 4, from the loss back to mu and logvar (and to the decoder's weights).
-        loss, stats, dmu, dlogvar = self._elbo_given_q(x, cond, mu, logvar, eps, beta,
-                                                       free_bits, fused, grads)
-        # 5. Encoder: the two heads (the logvar head through its clamp) meet at the trunk's
-        #    output h, where their gradients add; then back through the trunk to every weight.
-        self._encode_backward(dmu, dlogvar, encoder_cache, grads)
-        return loss, self._ordered(grads), stats
-
-    def _elbo_given_q(self, x, cond, mu, logvar, eps, beta, free_bits, fused, grads):
-        """Steps 1 to 4 of the negative ELBO's backward, for q = N(mu, diag e^logvar) given:
-        (loss, stats, dmu, dlogvar), dmu and dlogvar (B, Z); the decoder's gradients go into
-        ``grads``. The encoder computes mu and logvar in ``_elbo_loss_and_grads``; per-example
-        variational parameters come here directly (``npvae.study.inference.optimize_q``)."""
-        B, K = x.shape[0], (eps.shape[0] if eps.ndim == 3 else 1)
         # ---------------------------------------------------------------- forward
-        fwd = self._forward_given_q(x, cond, mu, logvar, eps, fused=fused)
-        kl, dmu_kl, dlogvar_kl = kl_standard_normal(fwd.mu, fwd.logvar)  # (B,), (B, Z) × 2
-        recon = fwd.nll.mean()  # mean over K and B
-        if free_bits:
-            kl_term, trained = free_bits_kl(fwd.mu, fwd.logvar, free_bits)  # float, (Z,)
-        else:
-            kl_term, trained = kl.mean(), True
+        # q(z|x): the encoder's trunk, then two heads on its last hidden layer h_enc.
+        x_in = np.concatenate([x, cond], axis=1)  # (B, D + C)
+        h_enc, enc_caches = mlp_forward(x_in, p, "encoder", self._depth, self._act_forward)
+        mu, mu_cache = dense_forward(h_enc, p["mu.W"], p["mu.b"])  # (B, Z)
+        logvar_raw, logvar_cache = dense_forward(h_enc, p["logvar.W"], p["logvar.b"])  # (B, Z)
+        logvar, inside = clamp_forward(logvar_raw, LOGVAR_MIN, LOGVAR_MAX)  # (B, Z)
+        # The sampler: K samples per example, z = mu + std · eps.
+        z, sampler_cache = reparameterize_forward(mu, logvar, eps)  # (K, B, Z) or (B, Z)
+        K = z.size // mu.size
+        z_rows = z.reshape(K * B, Z)  # (K·B, Z): row k·B + b is sample k of x_b
+        z_in = np.concatenate([z_rows, np.tile(cond, (K, 1))], axis=1)  # (K·B, Z + C)
+        x_rows = np.broadcast_to(x, (K, B, D)).reshape(K * B, D)  # (K·B, D): x_b for each
+        # p(x|z): the decoder's trunk, its heads, and the negative log-likelihood.
+        h_dec, dec_caches = mlp_forward(z_in, p, "decoder", self._depth, self._act_forward)
+        heads, head_caches = [], []
+        for name in self.decoder_heads:  # "out": logits or mean; "out_logvar": log-variance
+            head, head_cache = dense_forward(h_dec, p[f"{name}.W"], p[f"{name}.b"])  # (K·B, D)
+            heads.append(head)
+            head_caches.append(head_cache)
+        nll, dnll_dheads = self._nll(heads, x_rows)  # (K·B,), each ∂NLL_kb/∂head (K·B, D)
+        # The closed-form KL of each example, and the loss.
+        kl, dkl_dmu, dkl_dlogvar = kl_standard_normal(mu, logvar)  # (B,), (B, Z), (B, Z)
+        kl_term, kl_scale = kl.mean(), beta / B  # ∂(beta · kl_term)/∂KL_b = beta / B
+        if free_bits:  # Σ_Z max(λ, KL_Z): dimensions under the floor λ get no KL gradient
+            kl_term, trained = free_bits_kl(mu, logvar, free_bits)  # float, (Z,) bool
+            kl_scale = kl_scale * trained  # (Z,)
+        recon = nll.mean()  # (1/(K·B)) Σ_kb NLL_kb
         loss = recon + beta * kl_term
 
         # ---------------------------------------------------------------- backward
-        # 1. Output layer. recon = (1/(K·B)) Σ_kb NLL_kb; _nll gave each sample's ∂NLL/∂heads:
-        #    Bernoulli  dlogits = (sigmoid(logits) - x) / (K·B)
-        #    Gaussian   dmean   = (mean - x) / (σ² K·B)
-        #    learned    dmean   = (mean - x) e^{-logvar_x} / (K·B),
-        #               dlogvar_x = ½ [1 - (x - mean)² e^{-logvar_x}] / (K·B)
+        grads = dict.fromkeys(p)  # ∂loss/∂param for every parameter, filled in below
+        # 1. Output layer. recon = (1/(K·B)) Σ_kb NLL_kb, so each head's gradient is that of
+        #    its own NLL_kb times 1/(K·B), applied here and only here:
+        #      Bernoulli  dlogits = (sigmoid(logits) - x) / (K·B)
+        #      Gaussian   dmean   = (mean - x) / (sigma² K·B)
+        #      learned    dmean   = (mean - x) e^{-logvar_x} / (K·B),
+        #                 dlogvar_x = ½ [1 - (x - mean)² e^{-logvar_x}] / (K·B)
+        #    and back through each head's dense layer: dW = h_decᵀ dhead, db = Σ_rows dhead.
         scale = 1.0 / (K * B)
-        dheads = [(d * scale).reshape(-1, d.shape[-1]) for d in fwd.dnll_dheads]  # (K·B, D)
-
-        # 2. Decoder: back through the heads and the trunk to the samples, dz : (K, B, Z).
-        dz = self._decode_backward(dheads, fwd.decoder_cache, grads).reshape(fwd.z.shape)
-
-        # 3. Reparameterization z = mu + σ·eps, σ = exp(logvar / 2):
-        #    dmu = Σ_K dz,   dlogvar = Σ_K dz · eps · σ / 2.
-        dmu, dlogvar = reparameterize_backward(dz, fwd.sampler_cache)  # (B, Z) each
-
-        # 4. KL = ½ Σ_Z (mu² + e^logvar - logvar - 1), averaged over B and weighted by beta:
-        #    ∂/∂mu = beta · mu / B,   ∂/∂logvar = beta · (e^logvar - 1) / (2B).
+        dh_dec = 0
+        for name, dnll_dhead, head_cache in zip(self.decoder_heads, dnll_dheads, head_caches):
+            dh_head, grads[f"{name}.W"], grads[f"{name}.b"] = dense_backward(
+                dnll_dhead * scale, head_cache)  # (K·B, H)
+            dh_dec = dh_dec + dh_head  # h_dec feeds every head: their gradients add
+        # 2. Decoder trunk, back to its input [z, cond]; the condition is data, so its
+        #    columns are dropped, and dz takes z's shape again.
+        dz_in = mlp_backward(dh_dec, dec_caches, grads, "decoder", self._act_backward)
+        dz = dz_in[:, :Z].reshape(z.shape)  # (K, B, Z) or (B, Z)
+        # 3. Sampler, z = mu + std · eps with std = exp(logvar / 2), summed over the K samples:
+        #    dmu = Σ_K dz,   dlogvar = Σ_K dz · eps · std / 2.
+        dmu, dlogvar = reparameterize_backward(dz, sampler_cache)  # (B, Z) each
+        # 4. KL = ½ Σ_Z (mu² + e^logvar - logvar - 1), weighted by beta / B (kl_scale):
+        #    ∂/∂mu = mu,   ∂/∂logvar = ½ (e^logvar - 1).
         #    mu and logvar each feed two paths, the sampler and the KL: the gradients ADD here.
-        #    With free bits, only the dimensions whose batch-mean KL exceeds λ pass a gradient.
-        kl_scale = (beta / B) * np.asarray(trained, dtype=self.dtype)  # () or (Z,)
-        dmu += kl_scale * dmu_kl
-        dlogvar += kl_scale * dlogvar_kl
-        stats = {"loss": float(loss), "recon": float(recon), "kl": float(kl.mean())}
-        return float(loss), stats, dmu, dlogvar
+        dmu += kl_scale * dkl_dmu
+        dlogvar += kl_scale * dkl_dlogvar
+        # 5. Encoder: the logvar head through its clamp (0 where it binds), both heads' dense
+        #    layers, whose gradients add at h_enc, then the trunk to every weight. ∂L/∂x is
+        #    not needed, so the first layer does not compute it.
+        dlogvar_raw = clamp_backward(dlogvar, inside)  # (B, Z)
+        dh_enc, grads["mu.W"], grads["mu.b"] = dense_backward(dmu, mu_cache)  # (B, H)
+        dh_logvar, grads["logvar.W"], grads["logvar.b"] = dense_backward(dlogvar_raw,
+                                                                         logvar_cache)
+        dh_enc += dh_logvar  # h_enc feeds both heads: their gradients add
+        mlp_backward(dh_enc, enc_caches, grads, "encoder", self._act_backward,
+                     need_dinput=False)
 
-    def _iwae_loss_and_grads(self, x, cond, eps, fused):
+        stats = {"loss": float(loss), "recon": float(recon), "kl": float(kl.mean())}
+        return float(loss), grads, stats
+
+    def _nll(self, heads, x, need_grad=True):
+        """The likelihood's terminal node: -log p(x|z) per row, (N,), and its gradient with
+        respect to each decoder head, each (N, D) (Nones with ``need_grad=False``).
+
+        heads : [logits] (Bernoulli), [mean] (Gaussian, fixed sigma) or [mean, logvar_x]
+        (learned variance), each (N, D); x : (N, D). The learned log-variance is clamped to
+        [LOGVAR_MIN, LOGVAR_MAX] here, and its gradient is 0 where the clamp binds.
+        """
+        likelihood = self.config.likelihood
+        if likelihood == "bernoulli":
+            nll, dlogits = bernoulli_nll(heads[0], x, need_grad)
+            return nll, [dlogits]
+        if likelihood == "gaussian":
+            nll, dmean = gaussian_nll(heads[0], x, self.config.sigma, need_grad)
+            return nll, [dmean]
+        logvar_x, inside = clamp_forward(heads[1], LOGVAR_MIN, LOGVAR_MAX)  # (N, D)
+        nll, dmean, dlogvar_x = gaussian_nll_learned(heads[0], logvar_x, x, need_grad)
+        return nll, [dmean, None if dlogvar_x is None else clamp_backward(dlogvar_x, inside)]
+
+    # ------------------------------------------------------------------------ IWAE, beside it
+
+    def _iwae_loss_and_grads(self, x, eps, beta, free_bits, objective, cond):
         """The importance-weighted bound (Burda et al. 2016) with the K samples of eps.
 
         log w_kb = log p(x_b|z_kb) + log p(z_kb) - log q(z_kb|x_b)    (no analytic KL inside)
@@ -484,98 +390,175 @@ class VAE:
         so each sample's gradient of -log w is weighted by w̃ / B. With K = 1, w̃ = 1 and this is
         the single-sample ELBO, with a sampled KL in place of the closed form.
         """
-        if eps.ndim == 2:
-            eps = eps[None]  # (1, B, Z)
+        if objective != "iwae":
+            raise ValueError(f"unknown objective {objective!r}; choose one of {OBJECTIVES}.")
+        if beta != 1.0 or free_bits:
+            raise ValueError("the IWAE bound has no beta or free bits; use objective='elbo'.")
+        eps = eps if eps.ndim == 3 else eps[None]  # (K, B, Z)
         K, B, _ = eps.shape
 
         # ---------------------------------------------------------------- forward
-        fwd = self._forward(x, cond, eps, fused=fused)
+        fwd = self._forward(x, eps, cond)
         log_pz, dlog_pz_dz = standard_normal_log_density(fwd.z)  # (K, B), (K, B, Z)
         log_qz, dlog_qz_dz, dlog_qz_dmu, dlog_qz_dlogvar = gaussian_log_density(
             fwd.z, fwd.mu, fwd.logvar)  # (K, B), then (K, B, Z) × 3
         log_w = -fwd.nll + log_pz - log_qz  # (K, B)
-        log_mean_w = logsumexp(log_w, axis=0) - math.log(K)  # (B,)
-        w_tilde = np.exp(log_w - logsumexp(log_w, axis=0))  # (K, B), Σ_K w̃ = 1
-        loss = -log_mean_w.mean()
+        log_sum_w = logsumexp(log_w, axis=0)  # (B,)
+        w_tilde = np.exp(log_w - log_sum_w)  # (K, B), Σ_K w̃ = 1
+        loss = -(log_sum_w - math.log(K)).mean()
 
         # ---------------------------------------------------------------- backward
         grads = {}
         weight = (w_tilde / B)[..., None]  # (K, B, 1): ∂loss/∂(-log w) for each sample
         # 1. -log w contains +NLL: the decoder heads get weight · ∂NLL/∂heads.
-        dheads = [(d * weight).reshape(-1, d.shape[-1]) for d in fwd.dnll_dheads]  # (K·B, D)
+        row_weight = weight.reshape(K * B, 1)  # (K·B, 1)
+        dheads = [d * row_weight for d in fwd.dnll_dheads]  # each (K·B, D)
         # 2. Decoder to z; then -log w's other terms that depend on z:
         #    ∂(-log p(z))/∂z = z,   ∂(+log q(z|x))/∂z = -(z - mu) e^{-logvar}.
         dz = self._decode_backward(dheads, fwd.decoder_cache, grads).reshape(fwd.z.shape)
         dz += weight * (-dlog_pz_dz + dlog_qz_dz)  # (K, B, Z)
-        # 3. Reparameterization, summing over the K samples.
+        # 3. Sampler, summing over the K samples.
         dmu, dlogvar = reparameterize_backward(dz, fwd.sampler_cache)  # (B, Z)
-        # 4. log q(z|x) also depends on mu and logvar directly (with z held fixed); those paths
-        #    add to the sampler's: ∂log q/∂mu = (z - mu) e^{-logvar},
-        #    ∂log q/∂logvar = -½ [1 - (z - mu)² e^{-logvar}].
+        # 4. log q(z|x) also depends on mu and logvar directly (with z held fixed): the score
+        #    of q. Those paths add to the sampler's:
+        #    ∂log q/∂mu = (z - mu) e^{-logvar},  ∂log q/∂logvar = -½ [1 - (z - mu)² e^{-logvar}].
         dmu += (weight * dlog_qz_dmu).sum(axis=0)
         dlogvar += (weight * dlog_qz_dlogvar).sum(axis=0)
         # 5. Encoder.
-        self._encode_backward(dmu, dlogvar, fwd.encoder_cache, grads)
+        self._gaussian_backward(dmu, dlogvar, fwd.encoder_cache, grads, "encoder", "mu",
+                                "logvar", need_dinput=False)
 
         kl, _, _ = kl_standard_normal(fwd.mu, fwd.logvar)
         stats = {"loss": float(loss), "recon": float(fwd.nll.mean()), "kl": float(kl.mean())}
-        return float(loss), self._ordered(grads), stats
+        return float(loss), {name: grads[name] for name in self.params}, stats
 
-    def _inputs(self, x, eps, rng, k):
-        """Validate x (and eps), or draw eps ~ N(0, I) of shape (B, Z), or (k, B, Z) if k > 1."""
-        x = checks.as_batch(x, self.input_dim, self.dtype,
-                            unit_interval=self.config.likelihood == "bernoulli")
-        B, Z = x.shape[0], self.noise_dim
-        if eps is None:
-            k = checks.positive_int(k, "k")
-            rng = self.rng if rng is None else checks.as_generator(rng, "rng")
-            eps = rng.standard_normal((B, Z) if k == 1 else (k, B, Z), dtype=self.dtype)
-        return x, checks.as_eps(eps, B, Z, self.dtype)
+    # ------------------------------------------------------------------------ shared pieces
+    # The loss above calls the primitives itself. The IWAE bound, the evaluation methods and
+    # the models built on the VAE (npvae.models) compose the same primitives through these.
+
+    def _gaussian_forward(self, inputs, trunk, mu_name, logvar_name):
+        """A diagonal Gaussian computed by an MLP with two heads, as the encoder of the loss:
+
+            inputs ─► [dense ─► act] × n ─► h ─┬─► dense ─► mu
+                                               └─► dense ─► clamp ─► logvar
+
+        inputs : (N, ·)  ->  mu, logvar : (N, ·), and the cache. The VAE's encoder is one
+        ("encoder", "mu", "logvar"); a hierarchical VAE has three (``npvae.models.hvae``)."""
+        p = self.params
+        h, trunk_caches = mlp_forward(inputs, p, trunk, self._depth, self._act_forward)
+        mu, mu_cache = dense_forward(h, p[f"{mu_name}.W"], p[f"{mu_name}.b"])  # (N, ·)
+        raw, raw_cache = dense_forward(h, p[f"{logvar_name}.W"], p[f"{logvar_name}.b"])
+        logvar, inside = clamp_forward(raw, LOGVAR_MIN, LOGVAR_MAX)  # (N, ·)
+        return mu, logvar, (trunk_caches, mu_cache, raw_cache, inside)
+
+    def _gaussian_backward(self, dmu, dlogvar, cache, grads, trunk, mu_name, logvar_name,
+                           need_dinput=True):
+        """Backward of ``_gaussian_forward`` (step 5 of the loss): dmu, dlogvar : (N, ·)  ->
+        d(inputs) (N, ·), or None with ``need_dinput=False``."""
+        trunk_caches, mu_cache, raw_cache, inside = cache
+        dh, grads[f"{mu_name}.W"], grads[f"{mu_name}.b"] = dense_backward(dmu, mu_cache)
+        dh_logvar, grads[f"{logvar_name}.W"], grads[f"{logvar_name}.b"] = dense_backward(
+            clamp_backward(dlogvar, inside), raw_cache)
+        dh += dh_logvar  # h feeds both heads: their gradients add
+        return mlp_backward(dh, trunk_caches, grads, trunk, self._act_backward, need_dinput)
+
+    def _decode_forward(self, z_in):
+        """The decoder's heads at z_in = [z, cond] : (N, Z + C): a list of (N, D) arrays
+        ([logits], [mean] or [mean, logvar_x]), and the cache."""
+        p = self.params
+        h, trunk_caches = mlp_forward(z_in, p, "decoder", self._depth, self._act_forward)
+        heads, head_caches = [], []
+        for name in self.decoder_heads:
+            head, head_cache = dense_forward(h, p[f"{name}.W"], p[f"{name}.b"])  # (N, D)
+            heads.append(head)
+            head_caches.append(head_cache)
+        return heads, (trunk_caches, head_caches)
+
+    def _decode_backward(self, dheads, cache, grads):
+        """Backward of ``_decode_forward`` (steps 1-2 of the loss, with the heads' gradients
+        already scaled): dheads, each (N, D)  ->  dz : (N, Z), the condition's columns dropped."""
+        trunk_caches, head_caches = cache
+        dh = 0
+        for name, dhead, head_cache in zip(self.decoder_heads, dheads, head_caches):
+            dh_head, grads[f"{name}.W"], grads[f"{name}.b"] = dense_backward(dhead, head_cache)
+            dh = dh + dh_head  # h feeds every head: their gradients add
+        dz_in = mlp_backward(dh, trunk_caches, grads, "decoder", self._act_backward)
+        return dz_in[:, :self.latent_dim]
+
+    def _cond(self, cond, n):
+        """The condition as an (n, C) array: ``cond`` checked, or C = 0 columns for None."""
+        if cond is None and self.cond_dim:
+            raise TypeError(f"a {type(self).__name__} needs the labels: call it with y.")
+        if cond is None:
+            return np.zeros((n, 0), self.dtype)
+        return checks.as_batch(cond, self.cond_dim, self.dtype, name="cond")
+
+    def _forward(self, x, eps, cond=None, need_grad=True):
+        """The loss's forward for the IWAE bound and the evaluation methods: q(z|x), the
+        samples z, the decoder's heads on them, and the NLL (``Forward``)."""
+        B = x.shape[0]
+        cond = self._cond(cond, B)  # (B, C)
+        mu, logvar, encoder_cache = self._gaussian_forward(
+            np.concatenate([x, cond], axis=1), "encoder", "mu", "logvar")  # (B, Z) each
+        z, sampler_cache = reparameterize_forward(mu, logvar, eps)  # (K, B, Z) or (B, Z)
+        nll, dnll_dheads, decoder_cache = self._decode_nll(x, z, cond, need_grad)
+        return Forward(mu, logvar, z, nll, dnll_dheads, encoder_cache, sampler_cache,
+                       decoder_cache)
+
+    def _decode_nll(self, x, z, cond, need_grad=True):
+        """-log p(x|z) at samples z (K, B, Z) or (B, Z): (K, B) or (B,); the gradients with
+        respect to the decoder heads, each (K·B, D); and the decoder's cache."""
+        B, D = x.shape
+        K = z.size // (B * self.latent_dim)
+        z_in = np.concatenate([z.reshape(K * B, -1), np.tile(cond, (K, 1))], axis=1)
+        heads, decoder_cache = self._decode_forward(z_in)  # each (K·B, D)
+        x_rows = np.broadcast_to(x, (K, B, D)).reshape(K * B, D)
+        nll, dnll_dheads = self._nll(heads, x_rows, need_grad)  # (K·B,)
+        return nll.reshape(z.shape[:-1]), dnll_dheads, decoder_cache
 
     # ------------------------------------------------------------------------ inference
 
-    def encode(self, x):
-        """q(z|x): x : (B, D)  ->  (mu, logvar), each (B, Z)."""
-        return self._encode(x, None)
+    def _check_x(self, x, name="x"):
+        return checks.as_batch(x, self.input_dim, self.dtype, name=name,
+                               unit_interval=self.config.likelihood == "bernoulli")
 
-    def _encode(self, x, cond):
+    def encode(self, x, cond=None):
+        """q(z|x): x : (B, D)  ->  (mu, logvar), each (B, Z)."""
         x = checks.as_batch(x, self.input_dim, self.dtype)
-        mu, logvar, _ = self._encode_forward(x, cond)
+        x_in = np.concatenate([x, self._cond(cond, len(x))], axis=1)  # (B, D + C)
+        mu, logvar, _ = self._gaussian_forward(x_in, "encoder", "mu", "logvar")
         return mu, logvar
 
-    def decode(self, z, draw=False, rng=None):
+    def decode(self, z, draw=False, rng=None, cond=None):
         """The mean of p(x|z): probabilities sigmoid(logits) for Bernoulli, else the Gaussian
         mean; with draw=True, a draw x ~ p(x|z) instead (``_draw_x``, noise from ``rng``).
 
         z : (N, Z)  ->  (N, D).
         """
-        return self._decode(z, None, draw, rng)
-
-    def _decode(self, z, cond, draw=False, rng=None):
         z = checks.as_batch(z, self.latent_dim, self.dtype, name="z")
-        heads, _ = self._decode_forward(z, cond)
+        heads, _ = self._decode_forward(np.concatenate([z, self._cond(cond, len(z))], axis=1))
         mean = sigmoid(heads[0]) if self.config.likelihood == "bernoulli" else heads[0]
         return self._draw_x(mean, heads, rng) if draw else mean
 
     def _draw_x(self, mean, heads, rng):
         """x ~ p(x|z), one draw per row, given the decoder's mean and heads: (N, D).
 
-        Bernoulli: x_d = 1 with probability mean_d, else 0.  Gaussian: x = mean + σ · noise.
+        Bernoulli: x_d = 1 with probability mean_d, else 0.  Gaussian: x = mean + sigma · noise.
         Learned variance: x = mean + exp(logvar_x / 2) · noise.  noise ~ N(0, I) from ``rng``.
         """
         rng = self.rng if rng is None else checks.as_generator(rng, "rng")
         if self.config.likelihood == "bernoulli":
             return (rng.random(mean.shape, dtype=self.dtype) < mean).astype(self.dtype)
         std = (self.config.sigma if self.config.likelihood == "gaussian"
-               else np.exp(0.5 * heads[1]))  # σ, or (N, D)
+               else np.exp(0.5 * np.clip(heads[1], LOGVAR_MIN, LOGVAR_MAX)))  # sigma, or (N, D)
         return mean + std * rng.standard_normal(mean.shape, dtype=self.dtype)
 
-    def reconstruct(self, x):
+    def reconstruct(self, x, cond=None):
         """The decoded mean at the posterior mean: decode(mu(x)), (B, D)."""
-        mu, _ = self.encode(x)
-        return self.decode(mu)
+        mu, _ = self.encode(x, cond=cond)
+        return self.decode(mu, cond=cond)
 
-    def sample(self, n, rng=None, draw=False):
+    def sample(self, n, rng=None, draw=False, cond=None):
         """Generation (Algorithm 2 of the source notes): z ~ p(z) = N(0, I), then x from p(x|z).
 
         draw=False returns the mean of p(x|z) at each z (for a Bernoulli decoder, the pixel
@@ -585,65 +568,54 @@ class VAE:
         """
         rng = self.rng if rng is None else checks.as_generator(rng, "rng")
         z = self._prior_draws(checks.positive_int(n, "n"), rng)  # (n, Z)
-        return self._decode(z, None, draw, rng)
+        return self.decode(z, draw, rng, cond=cond)
 
     def _check_rows_fit(self, n):
         """Refuse n decoder rows at once if their arrays would not fit in memory."""
         width = self.input_dim + self.latent_dim + sum(self.config.hidden_dims)
-        checks.check_fits(2 * n * width * self.dtype.itemsize, f"decoding {n:,} samples at once",
-                          "ask for fewer (e.g. in batches)")
+        checks.check_fits(2 * n * width * self.dtype.itemsize,
+                          f"decoding {n:,} samples at once", "ask for fewer (e.g. in batches)")
 
     def _prior_draws(self, n, rng):
         self._check_rows_fit(n)
-        rng = self.rng if rng is None else checks.as_generator(rng, "rng")
         return rng.standard_normal((n, self.latent_dim), dtype=self.dtype)  # (n, Z)
 
-    def log_weights(self, x, eps, fused=False):
+    # ------------------------------------------------------------------------ evaluation
+
+    def log_weights(self, x, eps, cond=None):
         """log w = log p(x|z) + log p(z) - log q(z|x) for each sample: (K, B).
 
         The importance weights of log p(x) ≥ E_q log w; never the analytic KL inside.
         x : (B, D), eps : (K, B, Z).
         """
-        return self._log_weights(x, None, eps, fused)
-
-    def _log_weights(self, x, cond, eps, fused):
-        x = checks.as_batch(x, self.input_dim, self.dtype,
-                            unit_interval=self.config.likelihood == "bernoulli")
+        x = self._check_x(x)
         eps = checks.as_eps(eps, x.shape[0], self.noise_dim, self.dtype)
-        fwd = self._forward(x, cond, eps, need_grad=False, fused=fused)
+        fwd = self._forward(x, eps, cond, need_grad=False)
         log_pz = standard_normal_log_density(fwd.z)[0]
         log_qz = gaussian_log_density(fwd.z, fwd.mu, fwd.logvar)[0]
         return -fwd.nll + log_pz - log_qz
 
-    def prior_log_weights(self, x, z, fused=False):
+    def prior_log_weights(self, x, z, cond=None):
         """log p(x|z) at draws z ~ p(z) from the prior: the weights of the naive estimator
         p(x) ≈ (1/K) Σ_k p(x|z_k), which needs no encoder. x : (B, D), z : (K, B, Z) -> (K, B)."""
-        return self._prior_log_weights(x, None, z, fused)
-
-    def _prior_log_weights(self, x, cond, z, fused):
-        x = checks.as_batch(x, self.input_dim, self.dtype,
-                            unit_interval=self.config.likelihood == "bernoulli")
+        x = self._check_x(x)
         z = checks.as_eps(z, x.shape[0], self.latent_dim, self.dtype)  # (K, B, Z)
-        return -self._decode_nll(x, cond, z, need_grad=False, fused=fused)[0]  # (K, B)
+        return -self._decode_nll(x, z, self._cond(cond, len(x)), need_grad=False)[0]
 
-    def elbo_terms(self, x, eps, fused=False):
-        """Per example, forward only, at one sample z = mu + σ·eps: the reconstruction term
+    def elbo_terms(self, x, eps, cond=None):
+        """Per example, forward only, at one sample z = mu + std·eps: the reconstruction term
         -log p(x|z) and the KL term KL(q(z|x) ‖ N(0, I)), (B,) each (``evaluate.elbo``).
         x : (B, D), eps : (B, Z)."""
-        x, eps = self._inputs(x, eps, None, 1)
-        return self._elbo_terms(x, None, eps, fused)
-
-    def _elbo_terms(self, x, cond, eps, fused):
-        fwd = self._forward(x, cond, eps, need_grad=False, fused=fused)
+        x = self._check_x(x)
+        eps = checks.as_eps(eps, len(x), self.noise_dim, self.dtype)
+        fwd = self._forward(x, eps, cond, need_grad=False)
         return fwd.nll, kl_standard_normal(fwd.mu, fwd.logvar)[0]
 
-    def nll(self, x, eps, fused=False):
-        """-log p(x|z) at the samples z = mu + σ·eps, forward only: (B,) or (K, B).
+    def nll(self, x, eps, cond=None):
+        """-log p(x|z) at the samples z = mu + std·eps, forward only: (B,) or (K, B).
 
         x : (B, D), eps : (B, Z) or (K, B, Z).
         """
-        return self._nll_at(x, None, eps, fused)
-
-    def _nll_at(self, x, cond, eps, fused):
-        x, eps = self._inputs(x, eps, None, 1)
-        return self._forward(x, cond, eps, need_grad=False, fused=fused).nll
+        x = self._check_x(x)
+        eps = checks.as_eps(eps, len(x), self.noise_dim, self.dtype)
+        return self._forward(x, eps, cond, need_grad=False).nll

@@ -15,7 +15,7 @@ Symbols: B batch, D data, H hidden, Z code size.
 """
 
 from ..core import checks
-from ..core.layers import dense_backward
+from ..core.layers import dense_backward, dense_forward, mlp_backward, mlp_forward
 from ..core.vae import VAE
 
 
@@ -29,64 +29,56 @@ class Autoencoder(VAE):
 
     encoder_heads = ("code",)
 
-    def _encode_forward(self, x, cond):
-        """x : (B, D)  ->  code : (B, Z), and the cache."""
-        inputs = self._join(x, cond)  # (B, D + C)
-        h, trunk_caches = self._mlp_forward(inputs, "encoder")  # (B, H)
-        code, code_cache = self._dense("code", h)  # (B, Z)
-        return code, (trunk_caches, code_cache)
-
     def loss_and_grads(self, x, eps=None, beta=1.0, rng=None, objective="elbo", k=1,
-                       free_bits=0.0, fused=False):
+                       free_bits=0.0, cond=None):
         """The mean reconstruction NLL in nats per example, and its gradient.
 
         An autoencoder has no noise and no KL: eps, beta and rng are accepted (so that
-        ``npvae.train`` drives it like a VAE) and have no effect; the IWAE objective, k > 1 and
-        free bits have no meaning here and are refused.
+        ``npvae.train`` drives it like a VAE) and have no effect; the IWAE objective, k > 1,
+        free bits and a condition have no meaning here and are refused.
 
         Returns loss, grads (the keys of ``params``), stats ("loss", "recon", "kl" = 0).
         """
-        if objective != "elbo" or k != 1 or free_bits:
+        if objective != "elbo" or k != 1 or free_bits or cond is not None:
             raise ValueError("an Autoencoder has one deterministic code: no IWAE objective, "
-                             "no k > 1 samples, no free bits.")
-        x = checks.as_batch(x, self.input_dim, self.dtype,
-                            unit_interval=self.config.likelihood == "bernoulli")
-        B = x.shape[0]
+                             "no k > 1 samples, no free bits, no condition.")
+        x = self._check_x(x)
+        p, B = self.params, x.shape[0]
         # ---------------------------------------------------------------- forward
-        code, (trunk_caches, code_cache) = self._encode_forward(x, None)  # (B, Z)
-        heads, decoder_cache = self._decode_forward(code, None)  # each (B, D)
-        nll, dnll_dheads = self._nll(heads, x, fused=fused)  # (B,), each (B, D)
+        h_enc, enc_caches = mlp_forward(x, p, "encoder", self._depth, self._act_forward)
+        code, code_cache = dense_forward(h_enc, p["code.W"], p["code.b"])  # (B, Z)
+        heads, decoder_cache = self._decode_forward(code)  # each (B, D)
+        nll, dnll_dheads = self._nll(heads, x)  # (B,), each (B, D)
         loss = nll.mean()
 
         # ---------------------------------------------------------------- backward
-        grads = {}
+        grads = dict.fromkeys(p)
         # 1. Output layer: loss = (1/B) Σ_b NLL_b, so each head's gradient is ∂NLL/∂head / B
-        #    (Bernoulli: (σ(logits) − x) / B; Gaussian: (x̂ − x) / (σ² B)).
+        #    (Bernoulli: (sigmoid(logits) − x) / B; Gaussian: (x̂ − x) / (sigma² B)).
         dheads = [d / B for d in dnll_dheads]  # each (B, D)
         # 2. Decoder: back through the heads and the trunk to the code, dcode : (B, Z).
         dcode = self._decode_backward(dheads, decoder_cache, grads)
         # 3. The code head, and the encoder trunk. No sampler and no KL: the code's gradient
         #    is the reconstruction's alone, which is why nothing keeps the codes together.
-        deep = bool(trunk_caches)
-        dh, grads["code.W"], grads["code.b"] = dense_backward(dcode, code_cache, need_dx=deep)
-        if deep:
-            self._mlp_backward(dh, "encoder", trunk_caches, grads, need_dinput=False)
+        dh_enc, grads["code.W"], grads["code.b"] = dense_backward(dcode, code_cache)
+        mlp_backward(dh_enc, enc_caches, grads, "encoder", self._act_backward,
+                     need_dinput=False)
 
         stats = {"loss": float(loss), "recon": float(loss), "kl": 0.0}
-        return float(loss), self._ordered(grads), stats
+        return float(loss), grads, stats
 
-    def encode(self, x):
+    def encode(self, x, cond=None):
         """The code: x : (B, D)  ->  z = enc(x) : (B, Z)."""
         x = checks.as_batch(x, self.input_dim, self.dtype)
-        return self._encode_forward(x, None)[0]
+        h_enc, _ = mlp_forward(x, self.params, "encoder", self._depth, self._act_forward)
+        return dense_forward(h_enc, self.params["code.W"], self.params["code.b"])[0]
 
-    def reconstruct(self, x):
+    def reconstruct(self, x, cond=None):
         """dec(enc(x)): (B, D)."""
         return self.decode(self.encode(x))
 
-    def nll(self, x, eps=None, fused=False):
+    def nll(self, x, eps=None, cond=None):
         """-log p(x | dec(enc(x))) per example, forward only: (B,). eps is ignored."""
-        x = checks.as_batch(x, self.input_dim, self.dtype,
-                            unit_interval=self.config.likelihood == "bernoulli")
-        heads, _ = self._decode_forward(self._encode_forward(x, None)[0], None)
-        return self._nll(heads, x, need_grad=False, fused=fused)[0]
+        x = self._check_x(x)
+        heads, _ = self._decode_forward(self.encode(x))
+        return self._nll(heads, x, need_grad=False)[0]

@@ -14,7 +14,7 @@ condition input ``cond = onehot(y)``, (B, C), and the VAE does the rest:
 1. the first layer of the encoder has D + C inputs, and the first layer of the decoder Z + C
    (the last rows of its W are the label's: W = [W_x; W_y], so [x, onehot] W = x W_x + W_y[y]);
 2. with K samples of z per example, the decoder's rows are z.reshape(K·B, Z), so row k·B + b
-   is joined to onehot(y_b): the condition is tiled K times (``VAE._forward``);
+   is joined to onehot(y_b): the condition is tiled K times (``VAE.loss_and_grads``: z_in);
 3. the backward of a concatenation is a slice, d[z, onehot] = [dz, donehot]. The label is
    data, not a parameter, so its part is dropped: dz = d[z, onehot][:, :Z].
 """
@@ -96,37 +96,38 @@ class CVAE(VAE):
     def _config_extras(self):
         return {"n_classes": self.n_classes}
 
-    def _cond(self, y, batch_size=None):
-        """The condition input onehot(y), (B, C), from labels y : (B,)."""
+    def _onehot(self, y, batch_size=None):
+        """The condition input cond = onehot(y), (B, C), from labels y : (B,)."""
         return one_hot(as_labels(y, self.n_classes, batch_size), self.n_classes, self.dtype)
 
     # ------------------------------------------------------------------------ the public API
+    # Each method is the VAE's, called with cond = onehot(y).
 
     def loss_and_grads(self, x, y, eps=None, beta=1.0, rng=None, objective="elbo", k=1,
-                       free_bits=0.0, fused=False):
+                       free_bits=0.0):
         """The negative ELBO (or IWAE bound) of p(x|y), in nats per example, and its gradient.
 
         Parameters
         ----------
         x : (B, D) array.
         y : (B,) int array of labels in [0, C).
-        eps, beta, rng, objective, k, free_bits, fused : as for ``VAE.loss_and_grads``.
+        eps, beta, rng, objective, k, free_bits : as for ``VAE.loss_and_grads``.
 
         Returns
         -------
         loss, grads, stats : as for ``VAE.loss_and_grads``.
         """
-        return self._loss_and_grads(x, self._cond(y, np.shape(x)[0]), eps, beta, rng,
-                                    objective, k, free_bits, fused)
+        return super().loss_and_grads(x, eps, beta, rng, objective, k, free_bits,
+                                      cond=self._onehot(y, np.shape(x)[0]))
 
     def encode(self, x, y):
         """q(z|x,y): x : (B, D), y : (B,)  ->  (mu, logvar), each (B, Z)."""
-        return self._encode(x, self._cond(y, np.shape(x)[0]))
+        return super().encode(x, cond=self._onehot(y, np.shape(x)[0]))
 
     def decode(self, z, y, draw=False, rng=None):
         """The mean of p(x|z,y), or with draw=True a draw x ~ p(x|z,y): z : (N, Z), y : (N,)
         ->  (N, D)."""
-        return self._decode(z, self._cond(y, np.shape(z)[0]), draw, rng)
+        return super().decode(z, draw, rng, cond=self._onehot(y, np.shape(z)[0]))
 
     def reconstruct(self, x, y):
         """decode(mu(x, y), y), (B, D). For style transfer, decode the mean with other labels."""
@@ -144,17 +145,20 @@ class CVAE(VAE):
         labels = as_labels(labels, self.n_classes)
         rng = self.rng if rng is None else checks.as_generator(rng, "rng")
         z = self._prior_draws(len(labels), rng)  # (N, Z)
-        return self._decode(z, self._cond(labels, len(labels)), draw, rng)
+        return self.decode(z, labels, draw, rng)
 
-    def log_weights(self, x, y, eps, fused=False):
+    def log_weights(self, x, y, eps):
         """log w = log p(x|z,y) + log p(z) - log q(z|x,y) for each sample: (K, B)."""
-        return self._log_weights(x, self._cond(y, np.shape(x)[0]), eps, fused)
+        return super().log_weights(x, eps, cond=self._onehot(y, np.shape(x)[0]))
 
-    def elbo_terms(self, x, y, eps, fused=False):
+    def prior_log_weights(self, x, y, z):
+        """log p(x|z,y) at draws z ~ p(z): (K, B) (``VAE.prior_log_weights``)."""
+        return super().prior_log_weights(x, z, cond=self._onehot(y, np.shape(x)[0]))
+
+    def elbo_terms(self, x, y, eps):
         """-log p(x|z, y) and KL(q(z|x, y) ‖ N(0, I)) per example at one sample (``VAE``)."""
-        x, eps = self._inputs(x, eps, None, 1)
-        return self._elbo_terms(x, self._cond(y, len(x)), eps, fused)
+        return super().elbo_terms(x, eps, cond=self._onehot(y, np.shape(x)[0]))
 
-    def nll(self, x, y, eps, fused=False):
-        """-log p(x|z, y) at the samples z = mu + σ·eps, forward only: (B,) or (K, B)."""
-        return self._nll_at(x, self._cond(y, np.shape(x)[0]), eps, fused)
+    def nll(self, x, y, eps):
+        """-log p(x|z, y) at the samples z = mu + std·eps, forward only: (B,) or (K, B)."""
+        return super().nll(x, eps, cond=self._onehot(y, np.shape(x)[0]))

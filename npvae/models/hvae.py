@@ -107,11 +107,11 @@ class HVAE(VAE):
 
     # ------------------------------------------------------------------------ forward
 
-    def _hierarchy_forward(self, x, eps, need_grad=True, fused=False):
+    def _hierarchy_forward(self, x, eps, need_grad=True):
         """Everything the loss and its backward need, from x (B, D) and eps (K, B, Z₁ + Z₂),
         always with the K axis (K = 1 for one sample)."""
         Z1 = self.config.latent_dim
-        mu1, logvar1, q1_cache = self._encode_forward(x, None)  # q(z₁|x): (B, Z₁) each
+        mu1, logvar1, q1_cache = self._gaussian_forward(x, "encoder", "mu", "logvar")  # q(z₁|x)
         z1, sampler1 = reparameterize_forward(mu1, logvar1, eps[..., :Z1])  # (K, B, Z₁)
         z1_rows = z1.reshape(-1, Z1)  # (K·B, Z₁)
         mu2, logvar2, q2_cache = self._gaussian_forward(z1_rows, "encoder2", "mu2", "logvar2")
@@ -119,9 +119,9 @@ class HVAE(VAE):
         z2, sampler2 = reparameterize_forward(mu2, logvar2, eps2)  # (K·B, Z₂)
         mu_p, logvar_p, p1_cache = self._gaussian_forward(z2, "prior", "prior_mu",
                                                           "prior_logvar")  # (K·B, Z₁) each
-        heads, decoder_cache = self._decode_forward(z1_rows, None)  # each (K·B, D)
+        heads, decoder_cache = self._decode_forward(z1_rows)  # each (K·B, D)
         x_rows = np.broadcast_to(x, (len(z1), *x.shape))  # (K, B, D): x for every sample
-        nll, dnll = self._nll(heads, x_rows.reshape(len(z1_rows), -1), need_grad, fused)
+        nll, dnll = self._nll(heads, x_rows.reshape(len(z1_rows), -1), need_grad)
         return dict(mu1=mu1, logvar1=logvar1, z1=z1, z1_rows=z1_rows, mu2=mu2, logvar2=logvar2,
                     z2=z2, mu_p=mu_p, logvar_p=logvar_p, nll=nll, dnll=dnll, q1=q1_cache,
                     q2=q2_cache, p1=p1_cache, decoder=decoder_cache, sampler1=sampler1,
@@ -141,7 +141,7 @@ class HVAE(VAE):
     # ------------------------------------------------------------------------ the loss
 
     def loss_and_grads(self, x, eps=None, beta=1.0, rng=None, objective="elbo", k=1,
-                       free_bits=0.0, fused=False):
+                       free_bits=0.0, cond=None):
         """The negative ELBO in nats per example, and its gradient (see the module docstring).
 
         eps : (B, Z₁ + Z₂) or (K, B, Z₁ + Z₂), or the pair (eps₁, eps₂), or None to draw it.
@@ -149,15 +149,17 @@ class HVAE(VAE):
         VAE's only. Returns loss, grads (the keys of params), and stats with "recon", "kl",
         "kl1", "kl2" (nats per example).
         """
-        if objective != "elbo" or free_bits:
-            raise ValueError("the HVAE trains on the ELBO only: no IWAE objective, no free bits.")
+        if objective != "elbo" or free_bits or cond is not None:
+            raise ValueError("the HVAE trains on the ELBO only: no IWAE objective, no free bits, "
+                             "no condition.")
         if isinstance(eps, tuple):
             eps = np.concatenate([np.asarray(e) for e in eps], axis=-1)
-        x, eps = self._inputs(x, eps, rng, k)
+        x = self._check_x(x)
+        eps = checks.as_eps(eps, len(x), self.noise_dim, self.dtype, k, rng, self.rng)
         beta = checks.nonnegative(beta, "beta")
         if eps.ndim == 2:
             eps = eps[None]  # (1, B, Z₁ + Z₂)
-        f = self._hierarchy_forward(x, eps, fused=fused)
+        f = self._hierarchy_forward(x, eps)
         log_q1, log_p1, kl2 = self._terms(f)
         rows = len(f["z1_rows"])  # K·B
         recon, kl1, kl2_mean = f["nll"].mean(), (log_q1[0] - log_p1[0]).mean(), kl2[0].mean()
@@ -165,7 +167,7 @@ class HVAE(VAE):
         grads = self._hierarchy_backward(f, log_q1, log_p1, kl2, beta / rows, 1.0 / rows)
         stats = {"loss": float(loss), "recon": float(recon), "kl": float(kl1 + kl2_mean),
                  "kl1": float(kl1), "kl2": float(kl2_mean)}
-        return float(loss), self._ordered(grads), stats
+        return float(loss), {name: grads[name] for name in self.params}, stats
 
     def _hierarchy_backward(self, f, log_q1, log_p1, kl2, kl_scale, scale):
         """The backward, from the loss to every weight. Every per-sample term enters the loss
@@ -181,7 +183,7 @@ class HVAE(VAE):
         dz1 -= kl_scale * log_p1[1]
         dz2 = self._gaussian_backward(-kl_scale * log_p1[2], -kl_scale * log_p1[3], f["p1"],
                                       grads, "prior", "prior_mu", "prior_logvar")  # (K·B, Z₂)
-        # 4. z₂ = mu₂ + σ₂ · eps₂: dmu₂ += dz₂, dlogvar₂ += dz₂ · eps₂ · σ₂ / 2 (one row per
+        # 4. z₂ = mu₂ + std₂ · eps₂: dmu₂ += dz₂, dlogvar₂ += dz₂ · eps₂ · std₂ / 2 (one row per
         #    sample: nothing to sum). The top KL's path and the sampler's add here.
         dmu2_s, dlogvar2_s = reparameterize_backward(dz2, f["sampler2"])
         dmu2 += dmu2_s
@@ -196,32 +198,32 @@ class HVAE(VAE):
         shape = f["z1"].shape  # (K, B, Z₁)
         dmu1_direct = (kl_scale * log_q1[2]).reshape(shape).sum(axis=0)  # (B, Z₁)
         dlogvar1_direct = (kl_scale * log_q1[3]).reshape(shape).sum(axis=0)
-        # 7. z₁ = mu₁ + σ₁ · eps₁: Σ_K over the samples, then the encoder of q(z₁|x).
+        # 7. z₁ = mu₁ + std₁ · eps₁: Σ_K over the samples, then the encoder of q(z₁|x).
         dmu1, dlogvar1 = reparameterize_backward(dz1.reshape(f["z1"].shape), f["sampler1"])
-        self._encode_backward(dmu1 + dmu1_direct, dlogvar1 + dlogvar1_direct, f["q1"], grads)
+        self._gaussian_backward(dmu1 + dmu1_direct, dlogvar1 + dlogvar1_direct, f["q1"], grads,
+                                "encoder", "mu", "logvar", need_dinput=False)
         return grads
 
     # ------------------------------------------------------------------------ evaluation
 
-    def _log_weights(self, x, cond, eps, fused):
+    def log_weights(self, x, eps, cond=None):
         """log w = log p(x|z₁) + log p(z₁|z₂) + log p(z₂) − log q(z₁|x) − log q(z₂|z₁) for
         each sample: (K, B). The importance weights of ``npvae.study.evaluate.log_likelihood``."""
-        x = checks.as_batch(x, self.input_dim, self.dtype,
-                            unit_interval=self.config.likelihood == "bernoulli")
+        x = self._check_x(x)
         eps = checks.as_eps(eps, x.shape[0], self.noise_dim, self.dtype)
         eps = eps if eps.ndim == 3 else eps[None]
-        f = self._hierarchy_forward(x, eps, need_grad=False, fused=fused)
+        f = self._hierarchy_forward(x, eps, need_grad=False)
         log_q1, log_p1, _ = self._terms(f)
         log_q2 = gaussian_log_density(f["z2"], f["mu2"], f["logvar2"])[0]
         log_pz2 = standard_normal_log_density(f["z2"])[0]
         log_w = -f["nll"] + log_p1[0] + log_pz2 - log_q1[0] - log_q2  # (K·B,)
         return log_w.reshape(eps.shape[:2])
 
-    def nll(self, x, eps, fused=False):
+    def nll(self, x, eps, cond=None):
         """-log p(x|z₁) at the samples, forward only: (B,) or (K, B)."""
-        x, eps = self._inputs(x, eps, None, 1)
-        f = self._hierarchy_forward(x, eps if eps.ndim == 3 else eps[None], need_grad=False,
-                                    fused=fused)
+        x = self._check_x(x)
+        eps = checks.as_eps(eps, len(x), self.noise_dim, self.dtype)
+        f = self._hierarchy_forward(x, eps if eps.ndim == 3 else eps[None], need_grad=False)
         return f["nll"].reshape(eps.shape[:-1])
 
     def encode_layers(self, x):
@@ -240,19 +242,22 @@ class HVAE(VAE):
         z2 = rng.standard_normal((n, self.config.top_latent_dim), dtype=self.dtype)
         mu_p, logvar_p, _ = self._gaussian_forward(z2, "prior", "prior_mu", "prior_logvar")
         z1 = mu_p + np.exp(0.5 * logvar_p) * rng.standard_normal(mu_p.shape, dtype=self.dtype)
-        return self._decode(z1, None, draw, rng)
+        return self.decode(z1, draw, rng)
 
-    def _elbo_terms(self, x, cond, eps, fused):
+    def elbo_terms(self, x, eps, cond=None):
         """Per example, forward only: NLL(x|z₁) and the sampled KL term of both layers,
         log q(z₁|x) − log p(z₁|z₂) + KL(q(z₂|z₁) ‖ N(0, I)), at one sample: (B,) each."""
-        f = self._hierarchy_forward(x, eps[None], need_grad=False, fused=fused)
+        x = self._check_x(x)
+        eps = checks.as_eps(eps, len(x), self.noise_dim, self.dtype)
+        f = self._hierarchy_forward(x, eps[None], need_grad=False)
         log_q1, log_p1, kl2 = self._terms(f)
         return f["nll"], log_q1[0] - log_p1[0] + kl2[0]
 
     def kl_per_layer(self, x, rng=None):
         """Mean over x of each layer's KL term (nats), forward only, one sample per example:
         (kl1, kl2), as in the loss's stats."""
-        x, eps = self._inputs(x, None, rng, 1)
+        x = self._check_x(x)
+        eps = checks.as_eps(None, len(x), self.noise_dim, self.dtype, 1, rng, self.rng)
         f = self._hierarchy_forward(x, eps[None], need_grad=False)
         log_q1, log_p1, kl2 = self._terms(f)
         return float((log_q1[0] - log_p1[0]).mean()), float(kl2[0].mean())

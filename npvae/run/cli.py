@@ -637,8 +637,8 @@ def build_parser():
     g.add_argument("--seed", type=nonnegative_int,
                    help=f"seeds the split, the initialisation and training (default: {d['seed']})")
     g.add_argument("--textbook", action="store_true", default=None,
-                   help="train with the textbook kernels (Bernoulli NLL, Adam) instead of their "
-                        "fused twins: the same numbers to float32 rounding, a little slower")
+                   help="train with the textbook Adam (Kingma & Ba's Algorithm 1, as written) "
+                        "instead of its fused twin: the same numbers to float32 rounding, slower")
     g = p.add_argument_group("run")
     g.add_argument("--out", metavar="DIR", help="run folder (default: runs/DATASET)")
     g.add_argument("--resume", metavar="DIR",

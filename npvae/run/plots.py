@@ -790,7 +790,7 @@ def true_posteriors(model, x, n=121, half_width=5.0, context=""):
 
 def _grid_nll(model, x, grid):
     """-log p(x | z) at every z of the grid (M, Z), for one image x (D,): (M,) float64."""
-    heads, _ = model._decode_forward(grid, None)
+    heads, _ = model._decode_forward(grid)
     nll, _ = model._nll(heads, np.broadcast_to(x, heads[0].shape), need_grad=False)
     return nll.astype(np.float64)
 

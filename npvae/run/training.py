@@ -61,7 +61,7 @@ def warmup_beta(step, steps_per_epoch, beta=1.0, warmup_epochs=0):
 
 
 def train_step(model, optimizer, x, y=None, *, beta=1.0, rng=None, objective="elbo", k=1,
-               free_bits=0.0, fused=False):
+               free_bits=0.0):
     """One step of gradient descent on a batch x : (B, D) (with labels y : (B,) for a CVAE).
 
     Computes ``model.loss_and_grads``, checks that the loss is finite and that every gradient
@@ -74,7 +74,7 @@ def train_step(model, optimizer, x, y=None, *, beta=1.0, rng=None, objective="el
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         loss, grads, stats = model.loss_and_grads(x, *labels, beta=beta, rng=rng,
                                                   objective=objective, k=k,
-                                                  free_bits=free_bits, fused=fused)
+                                                  free_bits=free_bits)
     bad = runs.non_finite(loss, grads)
     if bad:
         raise NonFiniteLossError(bad)
@@ -149,8 +149,9 @@ def train(model, x_train, *, y=None, epochs=10, batch_size=128, lr=1e-3, optimiz
     hooks : ``hook(epoch, record, model)`` after each epoch; one returning True stops training.
     verbose : an epoch line on stdout, and a live progress line on a terminal.
     val_batch_size : examples per validation forward pass.
-    fused : the one switch between the textbook kernels and their fast twins (Bernoulli NLL,
-        Adam): the same numbers to float rounding, faster (see the README's Performance).
+    fused : the one switch between the textbook Adam (Kingma & Ba's Algorithm 1 as written,
+        ``Adam(fused=False)``) and its fast twin (the same numbers to float rounding, in fewer
+        passes over memory). The loss has one form, the one a reader meets.
 
     Returns the history: a dict per epoch, "epoch" (1-based), "loss", "recon", "kl" (nats per
     example, epoch means), "beta" (at its last step), "seconds", "examples_per_s", "lr" (the
@@ -171,7 +172,7 @@ def train(model, x_train, *, y=None, epochs=10, batch_size=128, lr=1e-3, optimiz
     n, steps = len(arrays.x), n_batches(len(arrays.x), batch_size)
     validate = (lambda: None) if arrays.x_val is None else (lambda: evaluate.elbo(
         model, arrays.x_val, rng=np.random.default_rng(val_eps_seed),
-        batch_size=val_batch_size, y=arrays.y_val, fused=fused))
+        batch_size=val_batch_size, y=arrays.y_val))
     with contextlib.nullcontext() if out_dir is None else runs.folder_lock(out_dir):
         fingerprint = ("" if out_dir is None and resume is None
                        else runs.data_fingerprint(arrays.x, arrays.y))
@@ -245,7 +246,7 @@ def _train_epoch(model, optimizer, arrays, settings, rng, run, position, stop, l
         try:
             stats = train_step(model, optimizer, xb, None if arrays.y is None else arrays.y[index],
                                beta=beta_t, rng=rng, objective=settings.objective, k=settings.k,
-                               free_bits=settings.free_bits, fused=settings.fused)
+                               free_bits=settings.free_bits)
         except NonFiniteLossError as err:
             raise NonFiniteLossError(_divergence_message(
                 str(err), position.epoch, step, steps, optimizer, settings, run)) from None

@@ -11,8 +11,7 @@ order: example n gets the n-th block of standard normals, (Z,) for the ELBO and 
 log-likelihood. So the numbers depend on the seed only, never on ``batch_size`` or on how the
 work is split into chunks.
 
-For a conditional model (a CVAE), pass its labels as ``y``: (N,) ints. Each function takes
-``fused`` (default True): the fast twins of the textbook kernels, the same numbers sooner.
+For a conditional model (a CVAE), pass its labels as ``y``: (N,) ints.
 
 Shapes: N examples, D input, Z latent, B examples per chunk, K samples per chunk.
 """
@@ -67,7 +66,7 @@ def _encode(model, x, y=None, batch_size=1000):
     return tuple(np.concatenate(a) for a in zip(*parts))
 
 
-def elbo(model, x, rng=None, batch_size=1000, y=None, fused=True):
+def elbo(model, x, rng=None, batch_size=1000, y=None):
     """The evidence lower bound, averaged over the examples, in nats.
 
     elbo = -(recon + kl),  recon = -log p(x|z) at one z = mu + σ·eps per example,
@@ -80,7 +79,6 @@ def elbo(model, x, rng=None, batch_size=1000, y=None, fused=True):
     rng : Generator or None (the model's own generator).
     batch_size : int, examples per forward pass.
     y : (N,) labels for a CVAE, else None.
-    fused : bool, the fast twins of the textbook kernels (the same numbers).
 
     Returns
     -------
@@ -93,7 +91,7 @@ def elbo(model, x, rng=None, batch_size=1000, y=None, fused=True):
     for _, index in minibatches(len(x), batch_size):
         xb, given = x[index], _given(y, index)  # (B, D)
         eps = rng.standard_normal((len(xb), model.noise_dim), dtype=model.dtype)  # (B, Z)
-        nll_b, kl_b = model.elbo_terms(xb, *given, eps, fused=fused)  # (B,) each
+        nll_b, kl_b = model.elbo_terms(xb, *given, eps)  # (B,) each
         recon += float(nll_b.sum(dtype=np.float64))
         kl += float(kl_b.sum(dtype=np.float64))
     recon, kl = recon / len(x), kl / len(x)
@@ -101,7 +99,7 @@ def elbo(model, x, rng=None, batch_size=1000, y=None, fused=True):
 
 
 def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROWS, y=None,
-                   fused=True, proposal="posterior"):
+                   proposal="posterior"):
     """Importance-weighted estimate of log p(x), per example, in nats (Burda et al. 2016).
 
     log p(x) ≈ log (1/k) Σ_k w_k,   log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x),
@@ -121,7 +119,6 @@ def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROW
     batch_size : int or None, the most examples per chunk (None: as many as ``max_rows`` allows).
     max_rows : int, the most decoder rows per chunk; bounds the memory.
     y : (N,) labels for a CVAE, else None.
-    fused : bool, the fast twins of the textbook kernels (the same numbers).
     proposal : "posterior" (the importance-weighted estimate above), or "prior": the naive
         estimator p(x) ≈ (1/k) Σ_k p(x|z_k) with z_k ~ p(z), unbiased for p(x) but of a variance
         so large (almost every z misses x) that its log needs far more samples (a VAE only).
@@ -153,25 +150,25 @@ def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROW
             eps = rng.standard_normal((len(xb), n_samples, model.noise_dim),
                                       dtype=model.dtype)  # (B, K, Z)
             eps = eps.transpose(1, 0, 2)  # (K, B, Z)
-            log_w = (model.log_weights(xb, *given, eps, fused=fused) if proposal == "posterior"
-                     else model.prior_log_weights(xb, eps, fused=fused))  # (K, B)
+            log_w = (model.log_weights(xb, *given, eps) if proposal == "posterior"
+                     else model.prior_log_weights(xb, *given, eps))  # (K, B)
             log_sum_w = np.logaddexp(log_sum_w, logsumexp(log_w.astype(np.float64), axis=0))
         log_p[index] = log_sum_w - math.log(k)
     return log_p
 
 
-def class_log_likelihoods(model, x, k=100, rng=None, fused=True):
+def class_log_likelihoods(model, x, k=100, rng=None):
     """log p(x | y = c) for every example and every class c of a CVAE, importance-weighted with
     k samples each (``log_likelihood``): x (N, D) -> (N, C) float64."""
     if not getattr(model, "conditional", False):
         raise TypeError("class_log_likelihoods needs a conditional model (npvae.CVAE).")
     x = _data(model, x)
     rng = model.rng if rng is None else checks.as_generator(rng, "rng")
-    return np.stack([log_likelihood(model, x, k=k, rng=rng, y=np.full(len(x), c), fused=fused)
+    return np.stack([log_likelihood(model, x, k=k, rng=rng, y=np.full(len(x), c))
                      for c in range(model.n_classes)], axis=1)
 
 
-def classify(model, x, k=100, rng=None, prior=None, fused=True):
+def classify(model, x, k=100, rng=None, prior=None):
     """A generative model as a classifier, by Bayes' rule:
 
         ŷ(x) = argmax_y p(y|x) = argmax_y [log p(x|y) + log p(y)],
@@ -182,7 +179,7 @@ def classify(model, x, k=100, rng=None, prior=None, fused=True):
         ``np.bincount(y_train, minlength=C) / len(y_train)``; None for uniform.
     Returns the predicted labels (N,) and the log posteriors log p(y|x), (N, C), normalised.
     """
-    log_lik = class_log_likelihoods(model, x, k=k, rng=rng, fused=fused)  # (N, C)
+    log_lik = class_log_likelihoods(model, x, k=k, rng=rng)  # (N, C)
     C = log_lik.shape[1]
     prior = np.full(C, 1.0 / C) if prior is None else np.asarray(prior, np.float64)
     if prior.shape != (C,) or not (np.all(prior >= 0) and abs(prior.sum() - 1) < 1e-6):
@@ -218,8 +215,7 @@ def kl_per_dimension(model, x, y=None):
     return distributions.kl_per_dimension(mu, logvar).mean(axis=0, dtype=np.float64)
 
 
-def evaluate(model, x, k=5000, rng=None, batch_size=None, threshold=ACTIVE_THRESHOLD, y=None,
-             fused=True):
+def evaluate(model, x, k=5000, rng=None, batch_size=None, threshold=ACTIVE_THRESHOLD, y=None):
     """Every evaluation number of ``model`` on ``x``, as one dict of plain Python values.
 
     The ELBO's noise is drawn first, then the log-likelihood's, both from ``rng`` (default:
@@ -234,8 +230,8 @@ def evaluate(model, x, k=5000, rng=None, batch_size=None, threshold=ACTIVE_THRES
     x = _data(model, x)
     rng = model.rng if rng is None else checks.as_generator(rng, "rng")
     result = {"n": len(x), "k": checks.positive_int(k, "k")}
-    result.update(elbo(model, x, rng=rng, batch_size=batch_size or 1000, y=y, fused=fused))
-    log_p = log_likelihood(model, x, k=k, rng=rng, batch_size=batch_size, y=y, fused=fused)
+    result.update(elbo(model, x, rng=rng, batch_size=batch_size or 1000, y=y))
+    log_p = log_likelihood(model, x, k=k, rng=rng, batch_size=batch_size, y=y)
     result["log_likelihood"] = float(log_p.mean())
     result["log_likelihood_se"] = (float(log_p.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1
                                    else math.nan)

@@ -7,7 +7,8 @@ fitting a posterior to each example as variational EM would. The price is the am
 
 where q* is the best diagonal Gaussian for x alone with the decoder fixed. ``optimize_q`` finds
 q* per example, by Adam on the ELBO, starting from the encoder's guess; the gradient with respect
-to (mu, logvar) is the model's own backward, steps 1 to 4 (``VAE._elbo_given_q``). Together
+to (mu, logvar) is steps 1 to 4 of the loss's backward (``VAE.loss_and_grads``), with q's
+parameters as the variables instead of the encoder's outputs (``elbo_of_q_and_grads``). Together
 with the importance-weighted log p(x), the gap splits log p(x) − ELBO(q_encoder) into
 
     [log p(x) − ELBO(q*)]  +  [ELBO(q*) − ELBO(q_encoder)]
@@ -20,19 +21,60 @@ Shapes: B examples, Z latent, K samples.
 import numpy as np
 
 from ..core import checks
+from ..core.distributions import (
+    kl_standard_normal,
+    reparameterize_backward,
+    reparameterize_forward,
+)
 from ..core.optim import Adam
+from ..core.vae import VAE
+from ..models.autoencoder import Autoencoder
+from ..models.hvae import HVAE
+
+
+def _plain_vae(model, what):
+    """Refuse the models whose q or p(z) these functions do not handle: they assume one layer
+    of latents with prior N(0, I), q(z|x) = N(mu, diag e^logvar) and no condition."""
+    if not isinstance(model, VAE) or isinstance(model, (HVAE, Autoencoder)) or model.conditional:
+        raise TypeError(f"{what} supports the plain VAE (one layer of latents, prior N(0, I), "
+                        f"no condition), not a {type(model).__name__}.")
+
+
+def elbo_of_q_and_grads(model, x, mu, logvar, eps):
+    """The negative ELBO of a batch under q = N(mu, diag e^logvar) given as inputs, the decoder
+    fixed, and its gradient with respect to mu and logvar (B, Z) each.
+
+    Steps 1 to 4 of ``VAE.loss_and_grads``, with the same scalings (1/(K·B) on the NLL, 1/B on
+    the KL); the decoder's weight gradients are computed on the way and dropped:
+        dz = ∂recon/∂z (output layer and decoder),  dmu = Σ_K dz + mu / B,
+        dlogvar = Σ_K dz · eps · std / 2 + ½ (e^logvar − 1) / B.
+    x : (B, D), eps : (K, B, Z)  ->  loss (float), dmu, dlogvar.
+    """
+    B = x.shape[0]
+    z, sampler_cache = reparameterize_forward(mu, logvar, eps)  # (K, B, Z)
+    nll, dnll_dheads, decoder_cache = model._decode_nll(x, z, model._cond(None, B))  # (K, B)
+    K = z.shape[0]
+    dheads = [d / (K * B) for d in dnll_dheads]  # step 1, each (K·B, D)
+    dz = model._decode_backward(dheads, decoder_cache, {}).reshape(z.shape)  # step 2
+    dmu, dlogvar = reparameterize_backward(dz, sampler_cache)  # step 3
+    kl, dkl_dmu, dkl_dlogvar = kl_standard_normal(mu, logvar)  # step 4
+    dmu += dkl_dmu / B
+    dlogvar += dkl_dlogvar / B
+    return float(nll.mean() + kl.mean()), dmu, dlogvar
 
 
 def elbo_of_q(model, x, mu, logvar, k=100, rng=None):
     """The ELBO of each example under q = N(mu, diag e^logvar), the decoder fixed: the mean of
     log p(x|z) over k samples z ~ q, minus the closed-form KL. x (B, D), mu, logvar (B, Z)
     -> (B,) float64."""
+    _plain_vae(model, "elbo_of_q")
     rng = model.rng if rng is None else checks.as_generator(rng, "rng")
-    x = checks.as_batch(x, model.input_dim, model.dtype)
+    x = model._check_x(x)
     eps = rng.standard_normal((k, len(x), model.latent_dim), dtype=model.dtype)  # (K, B, Z)
-    fwd = model._forward_given_q(x, None, mu, logvar, eps, need_grad=False)
-    kl = 0.5 * (mu * mu + np.expm1(logvar) - logvar).sum(axis=1)  # (B,)
-    return -fwd.nll.astype(np.float64).mean(axis=0) - kl
+    z, _ = reparameterize_forward(mu, logvar, eps)  # (K, B, Z)
+    nll, _, _ = model._decode_nll(x, z, model._cond(None, len(x)), need_grad=False)  # (K, B)
+    kl = kl_standard_normal(mu, logvar)[0]  # (B,)
+    return -nll.astype(np.float64).mean(axis=0) - kl
 
 
 def optimize_q(model, x, steps=300, lr=1e-2, k=4, rng=None):
@@ -42,16 +84,15 @@ def optimize_q(model, x, steps=300, lr=1e-2, k=4, rng=None):
     ELBO with k reparameterised samples per step. The examples do not interact (the loss is a
     sum over them), so one batch optimises each independently. Returns mu, logvar (B, Z).
     """
+    _plain_vae(model, "optimize_q")
     rng = model.rng if rng is None else checks.as_generator(rng, "rng")
-    x = checks.as_batch(x, model.input_dim, model.dtype,
-                        unit_interval=model.config.likelihood == "bernoulli")
+    x = model._check_x(x)
     mu, logvar = model.encode(x)
     q = {"mu": mu.copy(), "logvar": logvar.copy()}  # the per-example variational parameters
     opt = Adam(q, lr=lr)
     for _ in range(checks.positive_int(steps, "steps")):
         eps = rng.standard_normal((k, len(x), model.latent_dim), dtype=model.dtype)
-        _, _, dmu, dlogvar = model._elbo_given_q(x, None, q["mu"], q["logvar"], eps, 1.0, 0.0,
-                                                 False, {})
+        _, dmu, dlogvar = elbo_of_q_and_grads(model, x, q["mu"], q["logvar"], eps)
         opt.step({"mu": dmu, "logvar": dlogvar})
     return q["mu"], q["logvar"]
 
@@ -62,6 +103,7 @@ def amortization_gap(model, x, steps=300, k_elbo=1000, k_log_px=1000, rng=None):
     "log_px" (the IWAE estimate, from the encoder's q, with k_log_px samples)."""
     from .evaluate import log_likelihood
 
+    _plain_vae(model, "amortization_gap")
     rng = model.rng if rng is None else checks.as_generator(rng, "rng")
     mu, logvar = model.encode(x)
     mu_star, logvar_star = optimize_q(model, x, steps=steps, rng=rng)

@@ -258,25 +258,13 @@ class VAE:
                        free_bits=0.0, cond=None):
         """The negative ELBO (or IWAE bound), in nats per example, and its gradient.
 
-        Parameters
-        ----------
-        x : (B, D) array.
-        eps : (B, Z) or (K, B, Z) array of standard normal noise, or None to draw (k, B, Z)
-            (or (B, Z) when k = 1) from ``rng``, else from the model's own generator.
-        beta : float ≥ 0, the weight of the KL (beta-VAE; 0 during a KL warm-up's first step).
-        objective : "elbo", or "iwae" for the importance-weighted bound with the K samples
-            (``_iwae_loss_and_grads``).
-        k : int, samples per example when eps is drawn.
-        free_bits : float λ ≥ 0. When positive, the KL term is Σ_Z max(λ, KL_Z), with KL_Z the
-            batch mean of the KL of latent dimension Z (``distributions.free_bits_kl``).
-        cond : (B, C) array, the condition joined to x and to z (a CVAE's one-hot labels), or
-            None for a plain VAE.
-
-        Returns
-        -------
-        loss : float, mean over the batch of [NLL(x|z) + beta · KL] (NLL averaged over K).
-        grads : dict with exactly the keys of ``params``, each ∂loss/∂param.
-        stats : dict of floats: "loss", "recon" (mean NLL), "kl" (mean closed-form KL).
+        x : (B, D). eps : (B, Z) or (K, B, Z) standard normal noise, or None to draw it, (k, B, Z)
+        or (B, Z) if k = 1, from ``rng`` (else the model's own generator). beta : the KL's weight
+        ≥ 0. objective : "elbo", or "iwae" for the importance-weighted bound over the K samples
+        (``_iwae_loss_and_grads``). free_bits : λ ≥ 0; if positive the KL term is
+        Σ_Z max(λ, KL_Z) (``distributions.free_bits_kl``). cond : (B, C), joined to x and to z
+        (a CVAE's one-hot labels), or None. Returns the loss (float), grads (∂loss/∂param for
+        each key of ``params``) and stats ("loss", "recon": mean NLL, "kl": mean KL).
         """
         cfg = self.config
         x = checks.as_batch(x, cfg.input_dim, self.dtype,
@@ -288,16 +276,14 @@ class VAE:
             return self._iwae_loss_and_grads(x, eps, beta, free_bits, objective, cond)
         p, (B, D), Z = self.params, x.shape, cfg.latent_dim
         cond = np.zeros((B, 0), self.dtype) if cond is None else cond  # (B, C); C = 0: no label
-
         # ---------------------------------------------------------------- forward
         # q(z|x): the encoder's trunk, then two heads on its last hidden layer h_enc.
         x_in = np.concatenate([x, cond], axis=1)  # (B, D + C)
         h_enc, enc_caches = mlp_forward(x_in, p, "encoder", self._depth, self._act_forward)
         mu, mu_cache = dense_forward(h_enc, p["mu.W"], p["mu.b"])  # (B, Z)
-        logvar_raw, logvar_cache = dense_forward(h_enc, p["logvar.W"], p["logvar.b"])  # (B, Z)
+        logvar_raw, lv_cache = dense_forward(h_enc, p["logvar.W"], p["logvar.b"])  # (B, Z)
         logvar, inside = clamp_forward(logvar_raw, LOGVAR_MIN, LOGVAR_MAX)  # (B, Z)
-        # The sampler: K samples per example, z = mu + std · eps.
-        z, sampler_cache = reparameterize_forward(mu, logvar, eps)  # (K, B, Z) or (B, Z)
+        z, sampler_cache = reparameterize_forward(mu, logvar, eps)  # (K, B, Z) or (B, Z) samples
         K = z.size // mu.size
         z_rows = z.reshape(K * B, Z)  # (K·B, Z): row k·B + b is sample k of x_b
         z_in = np.concatenate([z_rows, np.tile(cond, (K, 1))], axis=1)  # (K·B, Z + C)
@@ -310,52 +296,41 @@ class VAE:
             heads.append(head)
             head_caches.append(head_cache)
         nll, dnll_dheads = self._nll(heads, x_rows)  # (K·B,), each ∂NLL_kb/∂head (K·B, D)
-        # The closed-form KL of each example, and the loss.
         kl, dkl_dmu, dkl_dlogvar = kl_standard_normal(mu, logvar)  # (B,), (B, Z), (B, Z)
-        kl_term, kl_scale = kl.mean(), beta / B  # ∂(beta · kl_term)/∂KL_b = beta / B
+        kl_term = kl.mean()  # (1/B) Σ_b KL_b
+        kl_scale = beta / B  # ∂(beta · kl_term)/∂KL_b
         if free_bits:  # Σ_Z max(λ, KL_Z): dimensions under the floor λ get no KL gradient
             kl_term, trained = free_bits_kl(mu, logvar, free_bits)  # float, (Z,) bool
             kl_scale = kl_scale * trained  # (Z,)
         recon = nll.mean()  # (1/(K·B)) Σ_kb NLL_kb
         loss = recon + beta * kl_term
-
         # ---------------------------------------------------------------- backward
         grads = dict.fromkeys(p)  # ∂loss/∂param for every parameter, filled in below
-        # 1. Output layer. recon = (1/(K·B)) Σ_kb NLL_kb, so each head's gradient is that of
-        #    its own NLL_kb times 1/(K·B), applied here and only here:
-        #      Bernoulli  dlogits = (sigmoid(logits) - x) / (K·B)
-        #      Gaussian   dmean   = (mean - x) / (sigma² K·B)
-        #      learned    dmean   = (mean - x) e^{-logvar_x} / (K·B),
-        #                 dlogvar_x = ½ [1 - (x - mean)² e^{-logvar_x}] / (K·B)
-        #    and back through each head's dense layer: dW = h_decᵀ dhead, db = Σ_rows dhead.
+        # 1. Output layer: recon = (1/(K·B)) Σ_kb NLL_kb, so each head's gradient is its NLL_kb's
+        #    times 1/(K·B), applied here only: Bernoulli dlogits = (sigmoid(logits) - x) / (K·B)
+        #    (the others: VAE._nll); then each head's dense layer, dW = h_decᵀ dhead.
         scale = 1.0 / (K * B)
         dh_dec = 0
         for name, dnll_dhead, head_cache in zip(self.decoder_heads, dnll_dheads, head_caches):
             dh_head, grads[f"{name}.W"], grads[f"{name}.b"] = dense_backward(
                 dnll_dhead * scale, head_cache)  # (K·B, H)
             dh_dec = dh_dec + dh_head  # h_dec feeds every head: their gradients add
-        # 2. Decoder trunk, back to its input [z, cond]; the condition is data, so its
-        #    columns are dropped, and dz takes z's shape again.
+        # 2. Decoder trunk, back to [z, cond]; the condition is data: its columns are dropped.
         dz_in = mlp_backward(dh_dec, dec_caches, grads, "decoder", self._act_backward)
         dz = dz_in[:, :Z].reshape(z.shape)  # (K, B, Z) or (B, Z)
-        # 3. Sampler, z = mu + std · eps with std = exp(logvar / 2), summed over the K samples:
-        #    dmu = Σ_K dz,   dlogvar = Σ_K dz · eps · std / 2.
+        # 3. Sampler, z = mu + std · eps: dmu = Σ_K dz, dlogvar = Σ_K dz · eps · std / 2.
         dmu, dlogvar = reparameterize_backward(dz, sampler_cache)  # (B, Z) each
-        # 4. KL = ½ Σ_Z (mu² + e^logvar - logvar - 1), weighted by beta / B (kl_scale):
-        #    ∂/∂mu = mu,   ∂/∂logvar = ½ (e^logvar - 1).
-        #    mu and logvar each feed two paths, the sampler and the KL: the gradients ADD here.
+        # 4. KL = ½ Σ_Z (mu² + e^logvar - logvar - 1), times kl_scale: ∂/∂mu = mu, ∂/∂logvar =
+        #    ½ (e^logvar - 1). mu, logvar feed the sampler and the KL: the gradients ADD here.
         dmu += kl_scale * dkl_dmu
         dlogvar += kl_scale * dkl_dlogvar
-        # 5. Encoder: the logvar head through its clamp (0 where it binds), both heads' dense
-        #    layers, whose gradients add at h_enc, then the trunk to every weight. ∂L/∂x is
-        #    not needed, so the first layer does not compute it.
+        # 5. Encoder: the logvar head's clamp (0 where it binds), both heads' dense layers (their
+        #    gradients add at h_enc), the trunk to every weight; ∂L/∂x is not needed.
         dlogvar_raw = clamp_backward(dlogvar, inside)  # (B, Z)
         dh_enc, grads["mu.W"], grads["mu.b"] = dense_backward(dmu, mu_cache)  # (B, H)
-        dh_logvar, grads["logvar.W"], grads["logvar.b"] = dense_backward(dlogvar_raw,
-                                                                         logvar_cache)
+        dh_logvar, grads["logvar.W"], grads["logvar.b"] = dense_backward(dlogvar_raw, lv_cache)
         dh_enc += dh_logvar  # h_enc feeds both heads: their gradients add
-        mlp_backward(dh_enc, enc_caches, grads, "encoder", self._act_backward,
-                     need_dinput=False)
+        mlp_backward(dh_enc, enc_caches, grads, "encoder", self._act_backward, need_dinput=False)
 
         stats = {"loss": float(loss), "recon": float(recon), "kl": float(kl.mean())}
         return float(loss), grads, stats

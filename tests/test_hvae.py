@@ -122,3 +122,79 @@ def test_the_cli_trains_and_evaluates_an_hvae(tmp_path, capsys, monkeypatch):
     for bad in (["--conditional"], ["--latent-dim", "5"]):
         assert cli.main(["train", "--latent-dims", "3", "2", *bad, "--out",
                          str(tmp_path / "bad")]) == 2
+
+
+def _linear_hvae_whose_samples_are_z1():
+    """A linear-Gaussian HVAE whose decoder mean is z₁ itself (out.W = I, out.b = 0), so that
+    ``sample`` returns the draws z₁ ~ p(z₁|z₂): z₁ = A z₂ + a + e^{c/2} · noise with a known
+    log-variance c (prior_logvar.W = 0), and z₂ ~ N(0, I)."""
+    model = npvae.HVAE(3, hidden_dims=(), latent_dims=(3, 2), likelihood="gaussian",
+                       dtype=np.float64, seed=4)
+    p = model.params
+    p["prior_logvar.W"][...] = 0.0
+    p["prior_logvar.b"][...] = np.log([0.25, 4.0, 9.0])  # std 0.5, 2, 3: never e^c = e^{c/2}
+    p["prior_mu.b"][...] = [1.0, -2.0, 0.5]
+    p["out.W"][...], p["out.b"][...] = np.eye(3), 0.0
+    return model
+
+
+def test_ancestral_samples_have_the_prior_networks_mean_and_covariance():
+    """z₁ | z₂ ~ N(A z₂ + a, diag e^c): the sampler's standard deviation is e^{c/2}, not the
+    variance e^c (the trap the style guide names). Over z₂ ~ N(0, I), the samples' mean is a
+    and their covariance Aᵀ A + diag e^c."""
+    model = _linear_hvae_whose_samples_are_z1()
+    p, n = model.params, 200_000
+    samples = model.sample(n, rng=np.random.default_rng(0))  # (n, 3): z₁ itself
+    cov = p["prior_mu.W"].T @ p["prior_mu.W"] + np.diag(np.exp(p["prior_logvar.b"]))
+    se_mean = np.sqrt(np.diag(cov) / n)
+    np.testing.assert_array_less(np.abs(samples.mean(axis=0) - p["prior_mu.b"]), 5 * se_mean)
+    # The sample covariance's relative standard error is about √(2/n) ≈ 0.3% on the diagonal.
+    np.testing.assert_allclose(np.cov(samples.T), cov, rtol=0.03, atol=0.03 * np.sqrt(
+        np.outer(np.diag(cov), np.diag(cov))).max())
+    # Given z₂ (prior_mu.W = 0 makes the mean the same for every z₂), the spread of z₁ is the
+    # prior network's e^{logvar_p / 2}.
+    p["prior_mu.W"][...] = 0.0
+    samples = model.sample(n, rng=np.random.default_rng(1))
+    np.testing.assert_allclose(samples.std(axis=0), [0.5, 2.0, 3.0], rtol=0.01)
+
+
+def test_ancestral_sampling_draws_z2_then_z1_from_the_generator():
+    """The exact draws, rebuilt from the same generator: z₂ first, then the noise of z₁,
+    z₁ = mu_p + e^{logvar_p / 2} · noise, then the decoder's mean (or, with draw=True, x)."""
+    model, _, _ = _case("gaussian-learned", hidden=(4,))
+    got = model.sample(7, rng=np.random.default_rng(9))
+    rng = np.random.default_rng(9)
+    z2 = rng.standard_normal((7, 2))
+    mu_p, logvar_p = model._gaussian_forward(z2, "prior", "prior_mu", "prior_logvar")[:2]
+    z1 = mu_p + np.sqrt(np.exp(logvar_p)) * rng.standard_normal((7, 3))
+    np.testing.assert_allclose(got, model.decode(z1), rtol=1e-12)
+    drawn = model.sample(7, rng=np.random.default_rng(9), draw=True)
+    rng = np.random.default_rng(9)
+    rng.standard_normal((7, 2)), rng.standard_normal((7, 3))
+    np.testing.assert_allclose(drawn, model.decode(z1, draw=True, rng=rng), rtol=1e-12)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian-learned"])
+def test_each_of_k_samples_is_scored_against_its_own_example(likelihood):
+    """With K > 1, row k·B + b is sample k of example b: its NLL equals a K = 1 computation on
+    example b alone with that sample's eps, and the loss and gradients are the mean over k of
+    the K = 1 losses and gradients (every term of the HVAE's loss is per sample)."""
+    model, x, eps = _case(likelihood, hidden=(4,), K=3)
+    x[1] = 1 - x[1] if likelihood == "bernoulli" else x[1] + 2.0  # no two rows alike
+    nll = model.nll(x, eps)  # (K, B)
+    assert nll.shape == (3, 4)
+    for k in range(3):
+        for b in range(4):
+            alone = model.nll(x[b:b + 1], eps[k, b:b + 1])  # (1,)
+            assert nll[k, b] == pytest.approx(alone[0], rel=1e-12), (k, b)
+    log_w = model.log_weights(x, eps)
+    for k in range(3):
+        np.testing.assert_allclose(log_w[k], model.log_weights(x, eps[k:k + 1])[0], rtol=1e-12)
+    loss, grads, stats = model.loss_and_grads(x, eps, beta=0.7)
+    singles = [model.loss_and_grads(x, eps[k], beta=0.7) for k in range(3)]
+    assert loss == pytest.approx(np.mean([s[0] for s in singles]), rel=1e-12)
+    for key in ("recon", "kl1", "kl2"):
+        assert stats[key] == pytest.approx(np.mean([s[2][key] for s in singles]), rel=1e-12)
+    for name, g in grads.items():
+        np.testing.assert_allclose(g, np.mean([s[1][name] for s in singles], axis=0),
+                                   rtol=1e-10, atol=1e-14, err_msg=name)

@@ -117,3 +117,63 @@ def test_iwae_bound_grows_with_k():
     for i in range(len(means) - 1):
         assert means[i + 1] > means[i] - 4 * math.hypot(ses[i], ses[i + 1]), (means, ses)
     assert means[-1] - means[0] > 4 * math.hypot(ses[0], ses[-1]), (means, ses)
+
+
+def _far_from_the_data(dtype, seed=0):
+    """A Gaussian decoder with sigma = 0.05 and x three units from its mean: log w ~ -1e4 with
+    a spread of thousands of nats between samples, except that samples 0 and 1 of each example
+    are close (eps 1e-3 apart), so that their normalised weights are neither 0 nor 1."""
+    model = VAE(6, hidden_dims=(5,), latent_dim=3, likelihood="gaussian", sigma=0.05,
+                activation="tanh", dtype=dtype, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    x = 3 + rng.standard_normal((3, 6))
+    eps = rng.standard_normal((4, 3, 3))
+    eps[1] = eps[0] + 1e-3 * rng.standard_normal((3, 3))
+    return model, x.astype(dtype), eps.astype(dtype)
+
+
+def _weighted_reference(model, x, eps):
+    """The bound and its gradient one sample at a time, in float64: -(1/B) Σ_b log (1/K) Σ_k
+    w_kb with the log-sum taken as top + log Σ e^{log w - top}, and Σ_kb (w̃_kb / B) ∇(-log
+    w_kb), each ∇(-log w_kb) the K = 1 bound of example b alone."""
+    K, B, _ = eps.shape
+    log_w = model.log_weights(x, eps)  # (K, B)
+    loss, grads = 0.0, {name: np.zeros_like(p) for name, p in model.params.items()}
+    for b in range(B):
+        top = max(log_w[:, b])
+        total = sum(math.exp(log_w[k, b] - top) for k in range(K))
+        loss -= (top + math.log(total / K)) / B
+        for k in range(K):
+            _, g, _ = model.loss_and_grads(x[b:b + 1], eps[k:k + 1, b:b + 1], objective="iwae")
+            for name in grads:
+                grads[name] += math.exp(log_w[k, b] - top) / total / B * g[name]
+    return log_w, loss, grads
+
+
+def test_iwae_weights_are_exact_when_log_w_is_minus_ten_thousand():
+    """The weights w̃ = softmax_K(log w) are computed shifted by the largest log w: at log w ~
+    -1e4, e^{log w} is 0 in any float, and shifted by the smallest instead, e^{spread} is inf.
+    The bound and its gradient match the one-sample-at-a-time reference in float64, and stay
+    finite and close to it in float32."""
+    model, x, eps = _far_from_the_data(np.float64)
+    log_w, ref_loss, ref_grads = _weighted_reference(model, x, eps)
+    assert log_w.max() < -5000 and (log_w.max(axis=0) - log_w.min(axis=0)).min() > 1000
+    w_tilde_0 = np.exp(log_w[0] - np.logaddexp(log_w[0], log_w[1]))
+    assert ((w_tilde_0 > 0.01) & (w_tilde_0 < 0.99)).any()  # a weight strictly inside (0, 1)
+    with np.errstate(all="ignore"):  # the values alone must show a wrong shift
+        loss, grads, _ = model.loss_and_grads(x, eps, objective="iwae")
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    for name, g in grads.items():
+        np.testing.assert_allclose(g, ref_grads[name], rtol=1e-8, atol=1e-10, err_msg=name)
+
+    model32, x32, eps32 = _far_from_the_data(np.float32)
+    with np.errstate(all="ignore"):
+        loss32, grads32, _ = model32.loss_and_grads(x32, eps32, objective="iwae")
+    assert np.isfinite(loss32) and all(np.isfinite(g).all() for g in grads32.values())
+    model.params = {name: p.astype(np.float64) for name, p in model32.params.items()}
+    loss64, grads64, _ = model.loss_and_grads(x32.astype(np.float64), eps32.astype(np.float64),
+                                              objective="iwae")
+    assert loss32 == pytest.approx(loss64, rel=1e-6)
+    for name, g in grads32.items():
+        scale = np.abs(grads64[name]).max()
+        np.testing.assert_allclose(g, grads64[name], atol=1e-4 * scale, err_msg=name)

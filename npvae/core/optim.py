@@ -30,13 +30,14 @@ import numpy as np
 FLUSH_EVERY = 50
 
 
-def flush_subnormals(a):
-    """Set, in place, the entries of ``a`` below its dtype's smallest normal magnitude to 0.
+def flush_subnormals(*arrays):
+    """Set, in place, the entries of each array below its dtype's smallest normal magnitude to 0.
 
     |a| < np.finfo(a.dtype).smallest_normal (1.2e-38 in float32, 2.2e-308 in float64) → 0.
     """
-    tiny = np.finfo(a.dtype).smallest_normal
-    np.copyto(a, 0, where=np.abs(a) < tiny)
+    for a in arrays:
+        tiny = np.finfo(a.dtype).smallest_normal
+        np.copyto(a, 0, where=np.abs(a) < tiny)
 
 
 class Optimizer:
@@ -180,7 +181,7 @@ class Adam(Optimizer):
             m[...] = b1 * m + (1 - b1) * g  # first moment
             v[...] = b2 * v + (1 - b2) * g * g  # second moment
             if self.t % FLUSH_EVERY == 0:  # decayed into subnormals, which are slow: to zero
-                flush_subnormals(m), flush_subnormals(v)
+                flush_subnormals(m, v)
             m_hat = m / (1 - b1**self.t)  # bias-corrected
             v_hat = v / (1 - b2**self.t)
             theta -= self.lr * m_hat / (np.sqrt(v_hat) + self.epsilon)
@@ -209,7 +210,7 @@ class Adam(Optimizer):
             tmp *= 1 - b2
             v += tmp
             if self.t % FLUSH_EVERY == 0:  # as in ``step``
-                flush_subnormals(m), flush_subnormals(v)
+                flush_subnormals(m, v)
             tmp = np.sqrt(v, out=tmp)  # θ ← θ - α_t · m / (√v + ε̂)
             tmp += epsilon_hat
             tmp = np.divide(m, tmp, out=tmp)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_demos_beyond import _assert_pngs, _demo, fake_dataset  # noqa: E402,F401,F811
@@ -13,24 +14,62 @@ TINY = ["--dataset", "fashion-mnist", "--epochs", "1", "--hidden", "16", "--batc
 
 
 def test_regularity_demo(fake_dataset, tmp_path, capsys):
-    result = _demo("regularity").main([*TINY, "--collapse-steps", "30", "--out", str(tmp_path)])
+    result = _demo("regularity").main([*TINY, "--epochs", "3", "--seeds", "0", "1",
+                                       "--n-prior", "200", "--collapse-steps", "30",
+                                       "--out", str(tmp_path)])
     for name in ("autoencoder", "VAE"):
-        m = result["measures"][name]
-        assert all(np.isfinite(m[k]) and m[k] > 0 for k in ("prior", "grid", "recon"))
-        assert m["unevenness"] >= 1
+        assert len(result["per_seed"][name]) == 2
+        for m in result["per_seed"][name]:
+            assert all(np.isfinite(m[k]) and m[k] > 0 for k in ("prior", "grid", "recon"))
+            assert m["unevenness"] >= 1 and 1 <= m["classes"] <= 10
+            assert 0 <= m["outside_3"] <= 1 and 0 <= m["near"] <= 1
+    # The separating numbers point the right way even on 3 epochs of fake data: the
+    # autoencoder's codes leave the prior's ball, the VAE's stay near it.
+    ae, vae = result["summary"]["autoencoder"], result["summary"]["VAE"]
+    assert ae["outside_3"][0] > 0.5 > vae["outside_3"][0]
+    assert ae["kl_codes"][0] > 3 * vae["kl_codes"][0]
+    assert ae["max_code"][0] > vae["max_code"][0]
     sigma = result["sigma"]["β = 0"]
     assert len(sigma) >= 3 and sigma[-1] < sigma[0]  # without the KL, σ shrinks
-    assert "unevenness" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "mean ± sd over 2 seeds" in out and "unevenness" in out
     _assert_pngs(tmp_path, ["regularity.png", "sigma_collapse.png"])
 
 
-def test_decoder_variance_demo(fake_dataset, tmp_path):
-    result = _demo("decoder_variance").main([*TINY, "--latent", "3", "--sigmas", "0.05", "0.5",
+def test_latent_spaces_reconstruction_pays_for_the_kl(fake_dataset, tmp_path, capsys):
+    result = _demo("latent_spaces").main([*TINY, "--epochs", "10", "--seeds", "0",
+                                          "--out", str(tmp_path)])
+    summary = result["summary"]
+    ae, kl_only, vae = (summary[name] for name in (
+        "reconstruction only (autoencoder)", "KL only", "full ELBO (VAE)"))
+    for split in ("train", "test"):  # reconstruction: autoencoder < VAE < KL only
+        assert ae[split][0] < vae[split][0] < kl_only[split][0]
+    assert ae["KL"] is None and kl_only["KL"][0] < 0.05 < vae["KL"][0]  # KL only: q = prior
+    assert "the KL's price in reconstruction (test)" in capsys.readouterr().out
+    _assert_pngs(tmp_path, ["latent_spaces.png"])
+
+
+def test_decoder_variance_demo(fake_dataset, tmp_path, capsys):
+    result = _demo("decoder_variance").main([*TINY, "--epochs", "3", "--latent", "3",
+                                             "--seeds", "0", "1", "--sigmas", "0.1", "3",
                                              "--out", str(tmp_path)])
     small, large = result["results"]
     assert small["kl"] > large["kl"]  # a small c makes the KL cheap: the code carries more
+    assert large["squared_error"] > small["squared_error"]  # a large c blurs
+    assert len(result["per_seed"][0.1]) == 2 and small["kl_sd"] >= 0
     assert result["c_learned"] > 0
+    assert "mean ± sd over 2 seeds" in capsys.readouterr().out
     _assert_pngs(tmp_path, ["decoder_variance.png", "decoder_variance_images.png"])
+
+
+def test_the_learned_variance_is_read_from_the_decoders_draws():
+    module = _demo("decoder_variance")
+    import npvae
+    model = npvae.VAE(16, hidden_dims=(8,), latent_dim=2, likelihood="gaussian", sigma=0.3,
+                      seed=0, dtype=np.float64)
+    x = np.random.default_rng(0).random((500, 16))
+    # A fixed-σ decoder's draws have variance σ² exactly, up to the Monte Carlo error.
+    assert module.learned_variance(model, x, seed=0) == pytest.approx(0.09, rel=0.03)
 
 
 def test_linear_autoencoder_demo(tmp_path):

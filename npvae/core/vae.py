@@ -116,6 +116,11 @@ class VAEConfig:
         return {**dataclasses.asdict(self), "hidden_dims": list(self.hidden_dims)}
 
 
+def _thousands(value):
+    """An int with thousands separators (1,000,000); any other value as it prints."""
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
 def _is_int(value):
     """True for an integral number (3, np.int64(3), 3.0), False for 2.5, True/False or text."""
     return (isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -218,8 +223,10 @@ class VAE:
     def _init_params(self, rng):
         shapes = self.shapes_of(self.config)
         n_params = sum((fan_in + 1) * fan_out for _, fan_in, fan_out, _ in shapes)
+        extras = "".join(f", {k} = {_thousands(v)}" for k, v in self._config_extras().items())
         checks.check_fits(4 * n_params * self.dtype.itemsize,
-                          f"training a {self._dims()} VAE ({n_params:.3g} parameters, each with "
+                          f"training a {self._dims()} {type(self).__name__}{extras}"
+                          f" ({n_params:.3g} parameters, each with "
                           f"a gradient and Adam's two moments)", "choose smaller layers")
         params = {}
         for name, fan_in, fan_out, act in shapes:

@@ -261,3 +261,35 @@ class HVAE(VAE):
         f = self._hierarchy_forward(x, eps[None], need_grad=False)
         log_q1, log_p1, kl2 = self._terms(f)
         return float((log_q1[0] - log_p1[0]).mean()), float(kl2[0].mean())
+
+    def prior_log_weights(self, x, eps, cond=None):
+        """log p(x|z₁) at ancestral draws from the prior, z₂ = eps₂ ~ N(0, I) and
+        z₁ = mu_p(z₂) + e^{logvar_p/2} · eps₁ ~ p(z₁|z₂): the weights of the naive estimator
+        p(x) ≈ (1/K) Σ_k p(x|z₁ₖ). x : (B, D), eps : (K, B, Z₁ + Z₂) -> (K, B)."""
+        x = self._check_x(x)
+        eps = checks.as_eps(eps, x.shape[0], self.noise_dim, self.dtype)
+        eps = eps if eps.ndim == 3 else eps[None]  # (K, B, Z₁ + Z₂)
+        Z1 = self.config.latent_dim
+        z2 = eps[..., Z1:].reshape(-1, self.config.top_latent_dim)  # (K·B, Z₂)
+        mu_p, logvar_p, _ = self._gaussian_forward(z2, "prior", "prior_mu", "prior_logvar")
+        z1 = mu_p + np.exp(0.5 * logvar_p) * eps[..., :Z1].reshape(mu_p.shape)  # (K·B, Z₁)
+        return -self._decode_nll(x, z1.reshape(*eps.shape[:2], Z1),
+                                 self._cond(None, len(x)), need_grad=False)[0]
+
+    def kl_per_dimension(self, x, eps):
+        """Each latent dimension's share of the ELBO's KL term, per example, at one sample:
+        layer 1, log q(z₁ⱼ|x) − log p(z₁ⱼ|z₂) (sampled, as in the loss), and layer 2,
+        KL(q(z₂ⱼ|z₁) ‖ N(0, 1)) in closed form. Both are sums over dimensions of diagonal
+        Gaussians, so the shares add up to ``elbo_terms``' KL. x : (B, D), eps : (B, Z₁ + Z₂)
+        -> (B, Z₁) and (B, Z₂)."""
+        x = self._check_x(x)
+        eps = checks.as_eps(eps, len(x), self.noise_dim, self.dtype)
+        f = self._hierarchy_forward(x, eps[None], need_grad=False)
+
+        def log_density(z, mu, logvar):  # per dimension; the ½ log 2π cancels in the difference
+            return -0.5 * (logvar + (z - mu) ** 2 * np.exp(-logvar))
+
+        kl1 = (log_density(f["z1_rows"], f["mu1"], f["logvar1"])
+               - log_density(f["z1_rows"], f["mu_p"], f["logvar_p"]))  # (B, Z₁)
+        kl2 = 0.5 * (f["mu2"] ** 2 + np.exp(f["logvar2"]) - f["logvar2"] - 1)  # (B, Z₂)
+        return kl1, kl2

@@ -276,6 +276,12 @@ def _new_model(settings, run):
                          f"them beside x, np.savez(path, x=x, y=labels).")
     n_classes = N_CLASSES if run.source in ("files", "test-split", "bundled") else max(
         2, int(run.y_train.max()) + 1, int(run.y_test.max()) + 1)
+    n_labelled = len(run.y_train) + len(run.y_test)
+    if n_classes > n_labelled:  # a class per label value 0 to C-1: most would have no example
+        raise UsageError(f"--conditional: the labels of {run.origin} run up to {n_classes - 1:,}, "
+                         f"so the CVAE would have {n_classes:,} classes (one input each, 0 to "
+                         f"C-1) for {n_labelled:,} examples; renumber them 0 to C-1, e.g. "
+                         f"y = np.unique(y, return_inverse=True)[1].")
     return CVAE(input_dim, n_classes, *shape, sigma=settings["sigma"], seed=seed)
 
 
@@ -301,7 +307,8 @@ def _train_in(out, args, settings, meta):
     model = _new_model(settings, run)
     verbose = not args.quiet
     if verbose:
-        dims = "-".join(map(str, [model.input_dim, *settings["hidden"], model.latent_dim]))
+        dims = "-".join(map(str, [model.input_dim, *settings["hidden"],
+                                  *getattr(model, "latent_dims", (model.latent_dim,))]))
         kind = "CVAE on the labels, " if model.conditional else ""
         print(f"{run.origin}: {len(x_train)} training, "
               f"{0 if x_val is None else len(x_val)} validation examples; {kind}model {dims}, "
@@ -413,12 +420,19 @@ def cmd_evaluate(args):
     dims = "-".join(map(str, [c.input_dim, *c.hidden_dims, *getattr(
         model, "latent_dims", (c.latent_dim,))]))
     epochs = len(meta.get("history") or [])
-    kl = result["kl_per_dim"]
     rows = [
-        ("checkpoint", f"{meta['path']} ({'CVAE, ' if model.conditional else ''}{dims}, "
+        ("checkpoint", f"{meta['path']} ({_kind(model)}{dims}, "
                        f"{c.likelihood}, {c.activation}; {epochs} epochs)"),
         ("data", f"{origin} test, {result['n']} examples"
                  + ("" if binarize in (None, "none") else ", binarized")),
+    ]
+    if "elbo" not in result:  # an Autoencoder: its reconstruction error is all it has
+        rows.append(("recon error", f"{result['recon']:.2f} nats per example  (-log p(x | "
+                                    f"dec(enc(x))); an Autoencoder has no ELBO, log p(x) or KL)"))
+        print("\n".join(f"{name:13s} {text}" for name, text in rows))
+        return 0
+    kl = result["kl_per_dim"]
+    rows += [
         ("ELBO", f"{result['elbo']:.2f} nats  (recon {result['recon']:.2f}, "
                  f"KL {result['kl']:.2f})"),
         ("log p(x|y)" if model.conditional else "log p(x)",
@@ -432,6 +446,12 @@ def cmd_evaluate(args):
         rows[-2:] = _layer_rows(model, x, np.random.default_rng(args.seed))
     print("\n".join(f"{name:13s} {text}" for name, text in rows))
     return 0
+
+
+def _kind(model):
+    """The model's kind before its layer sizes in evaluate's first row, "" for a VAE."""
+    name = type(model).__name__
+    return "" if name == "VAE" else f"{name}, "
 
 
 def _layer_rows(model, x, rng):
@@ -505,10 +525,12 @@ def cmd_plot(args):
                          f"npvae plot writes several PNGs into a folder: pass a folder (new or "
                          f"existing), e.g. --out figures.")
     _, meta = _load(args.checkpoint)  # for the data folder the run was trained from
+    skipped = []
     written = plots.plot_checkpoint(args.checkpoint, out, dataset=args.dataset,
                                     data_dir=_data_dir(args) or meta.get("data_dir"),
-                                    seed=args.seed)
-    print("\n".join(f"wrote {p}" for p in written))
+                                    seed=args.seed, skipped=skipped)
+    print("\n".join([f"wrote {p}" for p in written]
+                    + [f"skipped {name}: {why}" for name, why in skipped]))
     return 0
 
 

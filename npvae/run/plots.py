@@ -111,13 +111,16 @@ def savefig(fig, path, dpi=100):
 
 
 def run_label(dataset=None, epochs=None, latent_dim=None):
-    """The context that ends every title: "Fashion-MNIST · 20 epochs · Z = 20"."""
+    """The context that ends every title: "Fashion-MNIST · 20 epochs · Z = 20" (latent_dim a
+    pair for a hierarchical VAE: "Z₁ = 20, Z₂ = 10")."""
     parts = []
     if dataset:
         parts.append(DATASET_NAMES.get(dataset, dataset))
     if epochs is not None:
         parts.append(f"{epochs} epoch{'s' if epochs != 1 else ''}")
-    if latent_dim is not None:
+    if isinstance(latent_dim, tuple):
+        parts.append(f"Z₁ = {latent_dim[0]}, Z₂ = {latent_dim[1]}")
+    elif latent_dim is not None:
         parts.append(f"Z = {latent_dim}")
     return " · ".join(parts)
 
@@ -236,7 +239,10 @@ def prior_samples(model, n=100, ncols=10, rng=None, context="", labels=None, dra
                  else f" of class {_class_list(labels)}")
     ax.set_title(_title(what, context))
     what = "x ~ p(x | z" if draw else "mean of p(x | z"
-    ax.set_xlabel(f"{what}, y),  z ~ N(0, I)" if conditional else f"{what}),  z ~ N(0, I)")
+    if hasattr(model, "latent_dims"):  # a hierarchical VAE samples both layers in turn
+        ax.set_xlabel(f"{what}₁),  z₂ ~ N(0, I),  z₁ ~ p(z₁ | z₂)")
+    else:
+        ax.set_xlabel(f"{what}, y),  z ~ N(0, I)" if conditional else f"{what}),  z ~ N(0, I)")
     return fig
 
 
@@ -257,6 +263,12 @@ def means_and_draws(model, n=10, n_draws=3, rng=None, context=""):
     ax.set_title(_title("Generation: z ~ p(z), then x ~ p(x | z)", context))
     ax.set_xlabel(f"top: the mean of p(x | z); below: {n_draws} draws x ~ p(x | z) per column")
     return fig
+
+
+def _code(model, x, y=None):
+    """Where x lands in latent space: an Autoencoder's code, or the posterior mean mu(x)."""
+    code = model.encode(x, *_given(y))
+    return code if type(model).__name__ == "Autoencoder" else code[0]  # (N, Z)
 
 
 def _given(y):
@@ -303,8 +315,7 @@ def interpolations(model, x_a, x_b, steps=10, context=""):
     (lerp) and the great circle (slerp) between mu(x_a) and mu(x_b).
     x_a, x_b : (P, D).
     """
-    mu_a, _ = model.encode(x_a)  # (P, Z)
-    mu_b, _ = model.encode(x_b)
+    mu_a, mu_b = _code(model, x_a), _code(model, x_b)  # (P, Z) each
     t = np.linspace(0, 1, steps)  # (T,)
     P = len(x_a)
     fig, axes = plt.subplots(2 * P, 1, figsize=(0.55 * (steps + 2) + 1.1, 1.05 * P + 0.8),
@@ -353,15 +364,31 @@ def loss_curves(history, context=""):
 
 
 @_styled
-def kl_bars(kl, context=""):
-    """The KL of each latent dimension, averaged over the data. kl : (Z,) in nats."""
+def kl_bars(kl, context="", layers=None):
+    """The KL of each latent dimension, averaged over the data. kl : (Z,) in nats.
+
+    layers : (Z₁, Z₂) for a hierarchical VAE, whose kl is (Z₁ + Z₂,) (``evaluate.
+    kl_per_dimension``): each layer's bars in its own colour, against its own prior."""
     kl = np.asarray(kl, dtype=float)
     fig, ax = plt.subplots(figsize=(max(4.0, 0.3 * len(kl) + 1.5), 3.0))
-    ax.bar(np.arange(len(kl)), kl, color="C0")
-    ax.set_xticks(np.arange(len(kl)))
+    if layers is None:
+        ax.bar(np.arange(len(kl)), kl, color="C0")
+        ax.set_xticks(np.arange(len(kl)))
+        ax.set_ylabel("KL(q(z_j | x) ‖ N(0, 1)) (nats)")
+        what = f"KL per latent dimension (total {kl.sum():.1f} nats)"
+    else:
+        Z1 = layers[0]
+        for name, part, colour, label in [
+                ("z₁", slice(0, Z1), "C0", "z₁: log q(z₁ⱼ | x) − log p(z₁ⱼ | z₂)"),
+                ("z₂", slice(Z1, None), "C1", "z₂: KL(q(z₂ⱼ | z₁) ‖ N(0, 1))")]:
+            ax.bar(np.arange(len(kl))[part], kl[part], color=colour, label=label)
+        ax.set_xticks(np.arange(len(kl)), [*range(Z1), *range(len(kl) - Z1)])
+        ax.set_ylabel("KL term (nats)")
+        ax.legend(fontsize="small")
+        what = (f"KL per latent dimension (z₁ {kl[:Z1].sum():.1f}, "
+                f"z₂ {kl[Z1:].sum():.1f} nats)")
     ax.set_xlabel("latent dimension")
-    ax.set_ylabel("KL(q(z_j | x) ‖ N(0, 1)) (nats)")
-    ax.set_title(_title(f"KL per latent dimension (total {kl.sum():.1f} nats)", context))
+    ax.set_title(_title(what, context))
     ax.grid(axis="x", visible=False)
     return fig
 
@@ -505,7 +532,8 @@ def beta_tradeoff(betas, recon, kl, samples=None, context=""):
 # --- everything from a checkpoint ----------------------------------------------------------
 
 
-def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, seed=0):
+def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, seed=0,
+                    skipped=None):
     """Draw every figure that applies to a trained checkpoint, without retraining.
 
     Always: prior samples, the training curves if the checkpoint holds a history, and for a
@@ -523,6 +551,8 @@ def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, see
     dataset : "mnist" or "fashion-mnist", or None for the recorded one.
     data_dir : folder of the IDX files, or None for the recorded one (then the usual search).
     seed : seeds the prior draws, the choice of test images and their binarization.
+    skipped : a list, or None: each figure that does not apply to this model or data is
+        appended as (file name, why), e.g. an Autoencoder's prior samples and KL.
 
     Returns
     -------
@@ -537,15 +567,25 @@ def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, see
     run = meta.get("args") or {}
     dataset = dataset or meta.get("dataset")
     data_dir = data_dir or meta.get("data_dir")
-    context = run_label(dataset, len(history) or None, model.latent_dim)
+    context = run_label(dataset, len(history) or None, getattr(model, "latent_dims",
+                                                               model.latent_dim))
     seeds = np.random.SeedSequence(seed).spawn(3)
     out = Path(out_dir)
-    written = [savefig(prior_samples(model, 100, rng=np.random.default_rng(seeds[0]),
-                                     context=context), out / "samples.png")]
+    skipped = [] if skipped is None else skipped
+    written, autoencoder = [], type(model).__name__ == "Autoencoder"
+    if autoencoder:
+        skipped += [(name, "an Autoencoder has no prior p(z) to sample from")
+                    for name in ("samples.png", "manifold.png")]
+    else:
+        written.append(savefig(prior_samples(model, 100, rng=np.random.default_rng(seeds[0]),
+                                             context=context), out / "samples.png"))
     if history and all(isinstance(r.get(key), (int, float)) for r in history
                        for key in ("recon", "kl")):
         written.append(savefig(loss_curves(history, context), out / "loss_curves.png"))
-    if model.latent_dim == 2 and not model.conditional:
+    if hasattr(model, "latent_dims") and model.latent_dim == 2:
+        skipped.append(("manifold.png", "a hierarchical VAE's z₁ has prior p(z₁|z₂), not the "
+                                        "N(0, I) the grid's spacing assumes"))
+    elif model.latent_dim == 2 and not model.conditional and not autoencoder:
         written.append(savefig(manifold(model, context=context), out / "manifold.png"))
     if dataset is None or model.input_dim != 784:
         return written
@@ -556,10 +596,11 @@ def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, see
     pick = np.random.default_rng(seeds[1]).permutation(len(x))[:n_eval]
     binarized = meta.get("binarize", run.get("binarize")) in ("dynamic", "static")
     x_kl = npdata.binarize(x[pick], np.random.default_rng(seeds[2])) if binarized else x[pick]
-    return written + _test_figures(model, x[pick], labels[pick], x_kl, out, dataset, context)
+    return written + _test_figures(model, x[pick], labels[pick], x_kl, out, dataset, context,
+                                   skipped, np.random.default_rng(seeds[2]))
 
 
-def _test_figures(model, x, labels, x_kl, out, dataset, context):
+def _test_figures(model, x, labels, x_kl, out, dataset, context, skipped, rng):
     """The figures of ``plot_checkpoint`` drawn on test images x : (N, D) with their labels
     (N,), x_kl the images the KL is measured on: the list of Paths written."""
     from ..study.evaluate import kl_per_dimension
@@ -567,15 +608,19 @@ def _test_figures(model, x, labels, x_kl, out, dataset, context):
     y = labels if model.conditional else None  # what a CVAE's calls are given
     written = [savefig(reconstructions(model, x[:20], context=context,
                                        y=None if y is None else y[:20]),
-                       out / "reconstructions.png"),
-               savefig(kl_bars(kl_per_dimension(model, x_kl, y=y), context),
-                       out / "kl_per_dim.png")]
+                       out / "reconstructions.png")]
+    if type(model).__name__ == "Autoencoder":
+        skipped.append(("kl_per_dim.png", "an Autoencoder has no q(z|x) and no KL"))
+    else:  # an HVAE: each layer against its own prior
+        written.append(savefig(kl_bars(kl_per_dimension(model, x_kl, y=y, rng=rng), context,
+                                       getattr(model, "latent_dims", None)),
+                               out / "kl_per_dim.png"))
     if not model.conditional:  # a CVAE's path between two classes has no one label to decode
         pairs = min(4, len(x) // 2)
         written.append(savefig(interpolations(model, x[:pairs], x[pairs:2 * pairs],
                                               context=context), out / "interpolation.png"))
     if model.latent_dim == 2:
-        mu, _ = model.encode(x, *_given(y))
+        mu = _code(model, x, y)
         written.append(savefig(latent_scatter(mu, labels, dataset, context),
                                out / "latent_scatter.png"))
     return written

@@ -70,11 +70,12 @@ def train_step(model, optimizer, x, y=None, *, beta=1.0, rng=None, objective="el
     went wrong) without applying the step.
     """
     labels = () if y is None else (y,)
+    kwargs = dict(beta=beta, rng=rng, objective=objective, k=k, free_bits=free_bits)
+    if getattr(model, "discriminative", False):  # a Classifier: loss_and_grads(x, y), no ELBO
+        kwargs = {}
     # Overflow may happen on the way to a non-finite loss; it is checked just below.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        loss, grads, stats = model.loss_and_grads(x, *labels, beta=beta, rng=rng,
-                                                  objective=objective, k=k,
-                                                  free_bits=free_bits)
+        loss, grads, stats = model.loss_and_grads(x, *labels, **kwargs)
     bad = runs.non_finite(loss, grads)
     if bad:
         raise NonFiniteLossError(bad)
@@ -167,12 +168,15 @@ def train(model, x_train, *, y=None, epochs=10, batch_size=128, lr=1e-3, optimiz
     arrays = _training_data(model, x_train, y, x_val, y_val, binarize, val_binarize_seed)
     rng = model.rng if rng is None else checks.as_generator(rng, "rng")
     optimizer = Adam(model.params, lr=lr, fused=fused) if optimizer is None else optimizer
+    _check_optimizer(optimizer, model)
     run = runs.Run(out_dir, model, optimizer, rng, [] if history is None else history, extra,
                    verbose)
     n, steps = len(arrays.x), n_batches(len(arrays.x), batch_size)
-    validate = (lambda: None) if arrays.x_val is None else (lambda: evaluate.elbo(
+    validate = (lambda: None) if arrays.x_val is None else (lambda: evaluate.validation_loss(
         model, arrays.x_val, rng=np.random.default_rng(val_eps_seed),
         batch_size=val_batch_size, y=arrays.y_val))
+    if getattr(model, "discriminative", False):
+        validate = _discriminative_settings(model, settings, arrays)
     with contextlib.nullcontext() if out_dir is None else runs.folder_lock(out_dir):
         fingerprint = ("" if out_dir is None and resume is None
                        else runs.data_fingerprint(arrays.x, arrays.y))
@@ -206,6 +210,17 @@ def _run_epochs(model, optimizer, arrays, settings, rng, run, position, validate
     return run.history
 
 
+def _check_optimizer(optimizer, model):
+    """Refuse an optimizer that would not update this model's own parameter arrays (one made
+    for another model, or for a copy of the params): training would change nothing."""
+    params = getattr(optimizer, "params", None)
+    if not isinstance(params, dict) or params.keys() != model.params.keys() or any(
+            params[name] is not p for name, p in model.params.items()):
+        raise ValueError("optimizer must update this model's own parameters: build it from "
+                         "them, e.g. npvae.Adam(model.params, lr=1e-3) (this one holds other "
+                         "arrays, so training would leave the model unchanged).")
+
+
 def _training_data(model, x, y, x_val, y_val, binarize, val_binarize_seed):
     """The run's arrays, checked against the model (labels for a CVAE only)."""
     unit = model.config.likelihood == "bernoulli" or binarize is not None
@@ -222,6 +237,18 @@ def _training_data(model, x, y, x_val, y_val, binarize, val_binarize_seed):
     return TrainingData(x, y, x_val, y_val)
 
 
+def _discriminative_settings(model, s, arrays):
+    """Refuse the ELBO's settings for a classifier; its validation: the cross-entropy."""
+    if s.beta != 1 or s.warmup_epochs or s.objective != "elbo" or s.k != 1 or s.free_bits:
+        raise ValueError(f"a {type(model).__name__} has no ELBO: leave beta, warmup_epochs, "
+                         f"objective, k and free_bits at their defaults.")
+
+    def validate():  # the record's val_loss and val_recon: the mean cross-entropy
+        ce = float(model.cross_entropy(arrays.x_val, arrays.y_val).mean())
+        return {"loss": ce, "elbo": -ce, "recon": ce, "kl": 0.0}
+    return (lambda: None) if arrays.x_val is None else validate
+
+
 def _labels(model, y, n, name):
     """Labels for a CVAE, checked; None for a VAE. A mismatch is a TypeError naming the fix."""
     if model.conditional and y is None:
@@ -229,6 +256,8 @@ def _labels(model, y, n, name):
                         f"[0, {model.n_classes}).")
     if not model.conditional and y is not None:
         raise TypeError(f"{name} is for a conditional model (npvae.CVAE); a VAE takes no labels.")
+    if y is not None and getattr(model, "partial_labels", False):  # -1: unlabelled (M2)
+        return model.check_labels(y, n)
     return None if y is None else as_labels(y, model.n_classes, n)
 
 
@@ -249,7 +278,8 @@ def _train_epoch(model, optimizer, arrays, settings, rng, run, position, stop, l
                                free_bits=settings.free_bits)
         except NonFiniteLossError as err:
             raise NonFiniteLossError(_divergence_message(
-                str(err), position.epoch, step, steps, optimizer, settings, run)) from None
+                str(err), position.epoch, step, steps, optimizer, settings, run,
+                model)) from None
         for key in ("loss", "recon", "kl"):
             sums[key] += stats[key] * len(xb)
         sums["beta"] = beta_t
@@ -278,22 +308,33 @@ def _checked_record(model, position, n, validate, run, settings, lr):
     if bad:
         raise NonFiniteLossError(
             f"training diverged in epoch {position.epoch + 1}: {bad}. The epoch is not saved."
-            f"{run.kept_checkpoint()} The likely cause is {_likely_cause(settings, lr)}.")
+            f"{run.kept_checkpoint()} The likely cause is {_likely_cause(settings, lr, model)}.")
     return record
 
 
-def _divergence_message(what, epoch, step, steps, optimizer, settings, run):
+def _divergence_message(what, epoch, step, steps, optimizer, settings, run, model):
     """Where training diverged, what went wrong, the likely cause, and the checkpoint kept."""
     return (f"training diverged at epoch {epoch + 1}, step {step + 1} of {steps}: {what}. "
             f"The step was not applied. The likely cause is "
-            f"{_likely_cause(settings, optimizer.lr)}.{run.kept_checkpoint()}")
+            f"{_likely_cause(settings, optimizer.lr, model)}.{run.kept_checkpoint()}")
 
 
-def _likely_cause(settings, lr):
+# A fixed decoder σ below this makes the Gaussian NLL's gradient, which scales as 1/σ², the
+# likely cause of a divergence (σ = 1e-5 trains a small model; 1e-10 overflows at the 1st step).
+TINY_SIGMA = 1e-6
+
+
+def _likely_cause(settings, lr, model):
     """What most likely made training diverge, and the flag that fixes it."""
     if max(settings.beta, settings.free_bits) > 1e6:  # a KL weight or floor too large
         return (f"a KL weight too large (beta = {settings.beta:g}, free bits = "
                 f"{settings.free_bits:g}): try --beta 1 and --free-bits 0 or a few nats")
+    config = getattr(model, "config", None)
+    sigma = getattr(config, "sigma", 1.0)
+    if getattr(config, "likelihood", None) == "gaussian" and sigma < TINY_SIGMA:
+        return (f"the decoder's σ too small (σ = {sigma:g}: the Gaussian NLL and its gradient "
+                f"scale as 1/σ² = {sigma ** -2.0:.3g}): train a new run with a larger --sigma "
+                f"(e.g. 0.1) or --likelihood gaussian-learned")
     return (f"a learning rate too high (lr = {lr:g}): try a lower one, e.g. "
             f"--lr {min(lr / 10, 1e-3):g} (npvae train --resume RUN --lr {min(lr / 10, 1e-3):g} "
             f"continues from the last checkpoint with it)")
@@ -307,7 +348,7 @@ def _record(position, n, val):
               "seconds": sums["seconds"],
               "examples_per_s": n / sums["seconds"] if sums["seconds"] > 0 else float("inf")}
     if val is not None:
-        record.update(val_loss=-val["elbo"], val_recon=val["recon"], val_kl=val["kl"])
+        record.update(val_loss=val["loss"], val_recon=val["recon"], val_kl=val["kl"])
     return record
 
 

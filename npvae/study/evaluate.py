@@ -4,7 +4,13 @@
     log_likelihood(model, x, k)   log p(x) ≈ log (1/k) Σ_k w_k per example (Burda et al. 2016)
     active_units(model, x)        how many latent units the encoder uses
     kl_per_dimension(model, x)    the mean KL of each latent dimension
+    reconstruction_error(model, x)  -log p(x | the decoded code), all an Autoencoder has
     evaluate(model, x, k)         all of the above in one dict (what ``npvae evaluate`` prints)
+
+Models: every function takes a VAE, a CVAE (with its labels ``y``) or an HVAE; for the HVAE the
+per-dimension functions cover both layers, z₁'s dimensions then z₂'s, each layer's KL against its
+own prior (p(z₁|z₂) and N(0, I)). An Autoencoder has no q(z|x), no prior and no ELBO: it gets
+``reconstruction_error`` (and ``evaluate`` reports that alone); the others refuse it by name.
 
 The noise is drawn from ``rng`` (default: the model's own generator) example by example, in
 order: example n gets the n-th block of standard normals, (Z,) for the ELBO and (k, Z) for the
@@ -22,7 +28,7 @@ import numpy as np
 
 from ..core import checks
 from ..core import distributions
-from . import memory
+from . import memory, supports
 from ..core.batching import minibatches
 from ..core.distributions import logsumexp
 
@@ -84,6 +90,7 @@ def elbo(model, x, rng=None, batch_size=1000, y=None):
     -------
     dict of floats: "elbo", "recon", "kl", each a mean over the N examples.
     """
+    supports.latent_variable(model, "evaluate.elbo", "evaluate.reconstruction_error(model, x)")
     x = _data(model, x)
     y = _labels(model, y, len(x))
     rng = model.rng if rng is None else checks.as_generator(rng, "rng")
@@ -96,6 +103,33 @@ def elbo(model, x, rng=None, batch_size=1000, y=None):
         kl += float(kl_b.sum(dtype=np.float64))
     recon, kl = recon / len(x), kl / len(x)
     return {"elbo": -(recon + kl), "recon": recon, "kl": kl}
+
+
+def reconstruction_error(model, x, batch_size=1000, y=None):
+    """The mean of -log p(x | x̂) over the examples, in nats, with x̂ decoded from the code
+    without noise: dec(enc(x)) for an Autoencoder (its whole loss), dec(mu(x)) for a VAE, CVAE
+    (with its labels y) or HVAE (z₁ = mu₁(x))."""
+    x = _data(model, x)
+    y = _labels(model, y, len(x))
+    total = 0.0
+    for _, index in minibatches(len(x), batch_size):
+        xb, given = x[index], _given(y, index)  # (B, D)
+        if supports.is_autoencoder(model):
+            nll = model.nll(xb)  # (B,)
+        else:  # at eps = 0 the sample is the posterior mean
+            nll = model.nll(xb, *given, np.zeros((len(xb), model.noise_dim), model.dtype))
+        total += float(nll.sum(dtype=np.float64))
+    return total / len(x)
+
+
+def validation_loss(model, x, rng=None, batch_size=1000, y=None):
+    """The loss ``npvae.train`` records on validation data: the -ELBO of ``elbo`` ("loss",
+    "recon", "kl"), or for an Autoencoder its reconstruction error (its training loss, KL 0)."""
+    if supports.is_autoencoder(model):
+        recon = reconstruction_error(model, x, batch_size)
+        return {"loss": recon, "recon": recon, "kl": 0.0}
+    result = elbo(model, x, rng=rng, batch_size=batch_size, y=y)
+    return {"loss": -result["elbo"], "recon": result["recon"], "kl": result["kl"]}
 
 
 def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROWS, y=None,
@@ -127,6 +161,8 @@ def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROW
     -------
     (N,) float64 array.
     """
+    supports.latent_variable(model, "evaluate.log_likelihood",
+                             "evaluate.reconstruction_error(model, x)")
     if proposal not in ("posterior", "prior"):
         raise ValueError(f"proposal must be 'posterior' or 'prior', got {proposal!r}.")
     if proposal == "prior" and y is not None:
@@ -191,9 +227,14 @@ def classify(model, x, k=100, rng=None, prior=None):
 
 
 def posterior_mean_variance(model, x, y=None):
-    """Var over x of the posterior mean E_q[z|x] = mu(x), for each latent unit: (Z,) float64."""
+    """Var over x of the posterior mean E_q[z|x] = mu(x), for each latent unit: (Z,) float64.
+    For an HVAE, (Z₁ + Z₂,): mu₁(x), then mu₂ of q(z₂|z₁) at z₁ = mu₁(x)."""
+    supports.latent_variable(model, "evaluate.posterior_mean_variance and active_units")
     x = _data(model, x)
-    mu, _ = _encode(model, x, _labels(model, y, len(x)))
+    if supports.is_hierarchical(model):
+        mu = np.concatenate([m for m, _ in model.encode_layers(x)], axis=1)  # (N, Z₁ + Z₂)
+    else:
+        mu, _ = _encode(model, x, _labels(model, y, len(x)))
     return mu.astype(np.float64).var(axis=0)
 
 
@@ -205,12 +246,24 @@ def active_units(model, x, threshold=ACTIVE_THRESHOLD, y=None):
     return int((posterior_mean_variance(model, x, y) > threshold).sum())
 
 
-def kl_per_dimension(model, x, y=None):
+def kl_per_dimension(model, x, y=None, rng=None, batch_size=1000):
     """KL(q(z_j|x) ‖ N(0, 1)) for each latent dimension j, averaged over x: (Z,) float64.
 
-    Sums to the mean closed-form KL of the ELBO.
+    Sums to the mean closed-form KL of the ELBO. For an HVAE, (Z₁ + Z₂,): each dimension's
+    share of its layer's KL term against that layer's own prior, z₁'s first (log q(z₁ⱼ|x) −
+    log p(z₁ⱼ|z₂), sampled as in its ELBO, one sample per example from ``rng``), then z₂'s
+    (KL(q(z₂ⱼ|z₁) ‖ N(0, 1))); they sum to an estimate of the ELBO's KL, kl1 + kl2.
     """
+    supports.diagonal_posterior(model, "evaluate.kl_per_dimension")
     x = _data(model, x)
+    if supports.is_hierarchical(model):
+        rng = model.rng if rng is None else checks.as_generator(rng, "rng")
+        parts = []
+        for _, index in minibatches(len(x), batch_size):
+            xb = x[index]  # (B, D)
+            eps = rng.standard_normal((len(xb), model.noise_dim), dtype=model.dtype)
+            parts.append(np.concatenate(model.kl_per_dimension(xb, eps), axis=1))  # (B, Z₁+Z₂)
+        return np.concatenate(parts).mean(axis=0, dtype=np.float64)
     mu, logvar = _encode(model, x, _labels(model, y, len(x)))
     return distributions.kl_per_dimension(mu, logvar).mean(axis=0, dtype=np.float64)
 
@@ -225,10 +278,13 @@ def evaluate(model, x, k=5000, rng=None, batch_size=None, threshold=ACTIVE_THRES
     -------
     dict: "n" (examples), "k", "elbo", "recon", "kl", "log_likelihood" (mean over x),
     "log_likelihood_se" (its standard error over the examples; NaN for one example),
-    "active_units", "kl_per_dim" (list of Z floats).
+    "active_units", "kl_per_dim" (list of Z floats; Z₁ + Z₂ for an HVAE). For an
+    Autoencoder, which has none of these, "n" and "recon" (``reconstruction_error``) only.
     """
     x = _data(model, x)
     rng = model.rng if rng is None else checks.as_generator(rng, "rng")
+    if supports.is_autoencoder(model):
+        return {"n": len(x), "recon": reconstruction_error(model, x, batch_size or 1000)}
     result = {"n": len(x), "k": checks.positive_int(k, "k")}
     result.update(elbo(model, x, rng=rng, batch_size=batch_size or 1000, y=y))
     log_p = log_likelihood(model, x, k=k, rng=rng, batch_size=batch_size, y=y)
@@ -236,5 +292,5 @@ def evaluate(model, x, k=5000, rng=None, batch_size=None, threshold=ACTIVE_THRES
     result["log_likelihood_se"] = (float(log_p.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1
                                    else math.nan)
     result["active_units"] = active_units(model, x, threshold, y=y)
-    result["kl_per_dim"] = [float(v) for v in kl_per_dimension(model, x, y=y)]
+    result["kl_per_dim"] = [float(v) for v in kl_per_dimension(model, x, y=y, rng=rng)]
     return result

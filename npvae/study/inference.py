@@ -27,17 +27,7 @@ from ..core.distributions import (
     reparameterize_forward,
 )
 from ..core.optim import Adam
-from ..core.vae import VAE
-from ..models.autoencoder import Autoencoder
-from ..models.hvae import HVAE
-
-
-def _plain_vae(model, what):
-    """Refuse the models whose q or p(z) these functions do not handle: they assume one layer
-    of latents with prior N(0, I), q(z|x) = N(mu, diag e^logvar) and no condition."""
-    if not isinstance(model, VAE) or isinstance(model, (HVAE, Autoencoder)) or model.conditional:
-        raise TypeError(f"{what} supports the plain VAE (one layer of latents, prior N(0, I), "
-                        f"no condition), not a {type(model).__name__}.")
+from .supports import plain_vae as _plain_vae
 
 
 def elbo_of_q_and_grads(model, x, mu, logvar, eps):
@@ -70,6 +60,7 @@ def elbo_of_q(model, x, mu, logvar, k=100, rng=None):
     _plain_vae(model, "elbo_of_q")
     rng = model.rng if rng is None else checks.as_generator(rng, "rng")
     x = model._check_x(x)
+    k = checks.positive_int(k, "k")
     eps = rng.standard_normal((k, len(x), model.latent_dim), dtype=model.dtype)  # (K, B, Z)
     z, _ = reparameterize_forward(mu, logvar, eps)  # (K, B, Z)
     nll, _, _ = model._decode_nll(x, z, model._cond(None, len(x)), need_grad=False)  # (K, B)
@@ -90,6 +81,7 @@ def optimize_q(model, x, steps=300, lr=1e-2, k=4, rng=None):
     mu, logvar = model.encode(x)
     q = {"mu": mu.copy(), "logvar": logvar.copy()}  # the per-example variational parameters
     opt = Adam(q, lr=lr)
+    k = checks.positive_int(k, "k")
     for _ in range(checks.positive_int(steps, "steps")):
         eps = rng.standard_normal((k, len(x), model.latent_dim), dtype=model.dtype)
         _, dmu, dlogvar = elbo_of_q_and_grads(model, x, q["mu"], q["logvar"], eps)

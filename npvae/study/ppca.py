@@ -16,7 +16,9 @@ import math
 import numpy as np
 import scipy.linalg
 
+from ..core import checks
 from ..core.distributions import LOG_2PI
+from . import supports
 
 
 def _matrix(X, name="X"):
@@ -24,6 +26,19 @@ def _matrix(X, name="X"):
     if X.ndim != 2:
         raise ValueError(f"{name} must be a 2-D (N, D) array, got shape {X.shape}.")
     return X
+
+
+def _check_fit(X, n_components):
+    """X as (N, D) float64 with N ≥ 2, and Z = n_components an integer in [1, D - 1]."""
+    X = _matrix(X)
+    N, D = X.shape
+    if N < 2:
+        raise ValueError(f"X has {N} example; fitting a covariance needs at least 2.")
+    Z = n_components
+    if isinstance(Z, bool) or not isinstance(Z, (int, np.integer)) or not 1 <= Z < D:
+        raise ValueError(f"n_components must be an integer in [1, D - 1] = [1, {D - 1}], "
+                         f"got {n_components!r}.")
+    return X, int(Z)
 
 
 def fit_ppca(X, n_components):
@@ -42,14 +57,8 @@ def fit_ppca(X, n_components):
     -------
     mean : (D,) array,  W : (D, Z) array,  sigma2 : float.
     """
-    X = _matrix(X)
-    N, D = X.shape
-    Z = int(n_components)
-    if Z != n_components or not 1 <= Z < D:
-        raise ValueError(f"n_components must be an integer in [1, D - 1] = [1, {D - 1}], "
-                         f"got {n_components!r}.")
-    if N < 2:
-        raise ValueError(f"X has {N} example; fitting a covariance needs at least 2.")
+    X, Z = _check_fit(X, n_components)
+    N = len(X)
     mean = X.mean(axis=0)  # (D,)
     Xc = X - mean  # (N, D)
     S = Xc.T @ Xc / N  # (D, D): the ML (biased) sample covariance
@@ -180,6 +189,7 @@ def elbo_identity(model, x):
 
     x : (N, D)  ->  (log_px, elbo, kl), each (N,) float64.
     """
+    supports.plain_vae(model, "ppca.elbo_identity")  # p(z) = N(0, I), q(z|x) diagonal, no y
     mean, W, sigma2 = linear_vae_marginal(model)  # checks the model is linear-Gaussian
     x = _matrix(x)
     m, logvar = (a.astype(np.float64) for a in model.encode(x.astype(model.dtype)))  # (N, Z)
@@ -211,12 +221,14 @@ def em_ppca(X, n_components, n_iter=100, rng=None):
     Returns mean (D,), W (D, Z), sigma2, history: the mean log-likelihood per example at the
     start and after each iteration, (n_iter + 1,).
     """
-    X = _matrix(X)
+    X, Z = _check_fit(X, n_components)
     N, D = X.shape
-    rng = np.random.default_rng(0) if rng is None else rng
+    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 0:
+        raise ValueError(f"n_iter must be an integer ≥ 0 (0 returns the start), got {n_iter!r}.")
+    rng = np.random.default_rng(0) if rng is None else checks.as_generator(rng, "rng")
     mean = X.mean(axis=0)
     R = X - mean  # (N, D)
-    W = rng.standard_normal((D, int(n_components)))  # (D, Z)
+    W = rng.standard_normal((D, Z))  # (D, Z)
     sigma2 = float(R.var())
     history = [ppca_log_likelihood(X, mean, W, sigma2).mean()]
     for _ in range(int(n_iter)):

@@ -187,10 +187,13 @@ def _out_dir(args, settings):
 
     if args.resume is not None:
         return checkpoint.resolve(args.resume).parent
+    source = settings.get("source")  # a user's file: its run is named after the file
+    name = Path(source).stem if source not in (None, "files", "test-split", "bundled") else (
+        settings["dataset"])
     if args.out is not None and not args.out.strip():
         raise UsageError("--out is empty; name the run folder, e.g. --out runs/mine (or drop "
-                         f"--out for runs/{settings['dataset']}).")
-    return Path(args.out or Path("runs") / settings["dataset"])
+                         f"--out for runs/{name}).")
+    return Path(args.out or Path("runs") / name)
 
 
 def _check_out_dir(args, out):
@@ -326,6 +329,8 @@ def _train_in(out, args, settings, meta):
         val_seed=settings["seed"], fused=not settings["textbook"],
         extra={"dataset": settings["dataset"], "data_dir": data_dir, "args": settings,
                "source": settings["source"], "seed": settings["seed"], "origin": run.origin,
+               "data_name": run.name,
+               "image_shape": None if run.image_shape is None else list(run.image_shape),
                "test_fingerprint": runs.data_fingerprint(run.x_test, run.y_test)})
     try:
         summary = _final_evaluation(model, run, settings, history, args.eval_k)
@@ -351,7 +356,7 @@ def _final_evaluation(model, run, settings, history, eval_k):
     else:
         test = {"n": len(x_test), **evaluate.elbo(model, x_test, rng=rng, y=y_test)}
     seconds = [r["seconds"] for r in history]
-    return {"dataset": settings["dataset"], "epochs": len(history),
+    return {"dataset": settings["dataset"], "data": run.name, "epochs": len(history),
             "seconds_per_epoch": float(np.mean(seconds)) if seconds else None,
             "examples_per_s": (float(np.mean([r["examples_per_s"] for r in history]))
                                if history else None),
@@ -362,7 +367,7 @@ def _summary_text(s, out):
     t = s["test"]
     lines = []
     if s["epochs"]:
-        lines.append(f"trained {s['epochs']} epochs on {s['dataset']}: "
+        lines.append(f"trained {s['epochs']} epochs on {s.get('data', s['dataset'])}: "
                      f"{s['seconds_per_epoch']:.1f} s per epoch, "
                      f"{s['examples_per_s']:.0f} examples/s")
     lines.append(f"test ELBO      {t['elbo']:9.2f} nats per example (recon {t['recon']:.2f}, "
@@ -470,16 +475,25 @@ def _layer_rows(model, x, rng):
 def cmd_sample(args):
     from . import plots
 
-    out = _sample_file(args.out)
+    out = _sample_file(args.out, args.draw)
     model, meta = _load(args.checkpoint)
-    if int(math.isqrt(model.input_dim)) ** 2 != model.input_dim:
+    shape = plots.saved_image_shape(meta, model.input_dim)
+    if shape is None:
         raise UsageError(f"this model's inputs have {model.input_dim} values, not a square "
-                         f"image; sample from it in Python with model.sample(n).")
-    context = plots.run_label(meta.get("dataset"), len(meta.get("history") or []) or None,
-                              model.latent_dim)
-    fig = plots.prior_samples(model, args.n, ncols=args.ncols or math.ceil(math.sqrt(args.n)),
-                              rng=np.random.default_rng(args.seed), context=context,
-                              labels=_sample_labels(model, args.label, args.n), draw=args.draw)
+                         f"image, and the checkpoint records no image shape (the data's x was "
+                         f"saved as vectors); sample from it in Python with model.sample(n), "
+                         f"or save x as (N, H, W) images and train again.")
+    if type(model).__name__ == "Autoencoder":
+        raise UsageError("an Autoencoder has no prior p(z) to sample from; its decoder was "
+                         "trained on codes of images only (npvae plot draws what applies).")
+    context = plots.run_label(meta.get("data_name") or meta.get("dataset"),
+                              len(meta.get("history") or []) or None,
+                              getattr(model, "latent_dims", model.latent_dim))
+    with plots.image_shape(shape):
+        fig = plots.prior_samples(model, args.n, ncols=_sample_columns(model, args),
+                                  rng=np.random.default_rng(args.seed), context=context,
+                                  labels=_sample_labels(model, args.label, args.n),
+                                  draw=args.draw)
     try:
         path = plots.savefig(fig, out)
     except OSError as exc:
@@ -491,15 +505,32 @@ def cmd_sample(args):
     return 0
 
 
-def _sample_file(out):
-    """The PNG ``npvae sample --out`` writes: ``out``, or ``out/samples.png`` for a folder
-    (one that exists, or a name ending in a slash)."""
+def _sample_file(out, draw=False):
+    """The PNG ``npvae sample --out`` writes: ``out``, or for a folder (one that exists, or a
+    name ending in a slash) or no --out, samples.png in it (samples_draws.png with --draw, so
+    that the draws never replace the means)."""
+    name = "samples_draws.png" if draw else "samples.png"
+    if out is None:
+        return Path(name)
     if not out.strip():
         raise UsageError("--out is empty; name the PNG file (e.g. --out samples.png) or a "
                          "folder (--out figures/).")
     if out.endswith(("/", os.sep)) or Path(out).is_dir():
-        return Path(out) / "samples.png"
+        return Path(out) / name
     return Path(out)
+
+
+def _sample_columns(model, args):
+    """Images per row: --ncols, else about √n; for a CVAE sampling every class in turn, the
+    number of classes, so that each column is one class."""
+    if not model.conditional or args.label is not None:
+        return args.ncols or math.ceil(math.sqrt(args.n))
+    C = model.n_classes
+    if args.ncols is not None and args.ncols % C:
+        raise UsageError(f"this CVAE's samples go through its {C} classes in turn, so --ncols "
+                         f"{args.ncols} would mix classes within a column; drop --ncols (one "
+                         f"class per column) or pass a multiple of {C}.")
+    return args.ncols or C
 
 
 def _sample_labels(model, label, n):
@@ -699,7 +730,8 @@ def build_parser():
                    help="draw x ~ p(x|z) (binary pixels for a Bernoulli decoder) instead of "
                         "showing the mean of p(x|z)")
     p.add_argument("--ncols", type=positive_int, help="images per row (default: about √n)")
-    p.add_argument("--out", default="samples.png", help="PNG file (default: samples.png)")
+    p.add_argument("--out", help="PNG file or folder/ (default: samples.png, or "
+                                 "samples_draws.png with --draw)")
 
     p = _checkpoint_command(sub, cmd_plot, "plot", "every figure that applies to a checkpoint",
                             "Draw the samples, training curves, reconstructions, KL per "

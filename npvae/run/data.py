@@ -447,6 +447,21 @@ def load_array_file(path, dtype=np.float32):
     x is (N, D), or (N, H, W) images, which are flattened to (N, H·W); its values must be
     floats in [0, 1] (divide 8-bit pixels by 255 first). Read without pickle.
     """
+    x, y, _ = load_array_file_with_shape(path, dtype)
+    return x, y
+
+
+def image_shape_of(x):
+    """The (H, W) of the images in x: its last two axes for (N, H, W), a square for (N, D)
+    with D = s², else None (vectors of no known shape)."""
+    if x.ndim == 3:
+        return tuple(int(n) for n in x.shape[1:])
+    side = math.isqrt(x.shape[1])
+    return (side, side) if side * side == x.shape[1] else None
+
+
+def load_array_file_with_shape(path, dtype=np.float32):
+    """``load_array_file``'s x and y, and the images' shape (H, W) (``image_shape_of``)."""
     path = Path(path)
     try:
         _check_numpy_signature(path)
@@ -465,7 +480,8 @@ def load_array_file(path, dtype=np.float32):
                 "unpickle)" if "allow_pickle" in str(exc) else f"is truncated or corrupt ({exc})")
         raise DataError(f"{path} {what}; save plain arrays with np.save(path, x) or "
                         f"np.savez(path, x=x, y=y).") from exc
-    return _checked_x(x, path, dtype), _checked_y(y, len(x), path)
+    checked = _checked_x(x, path, dtype)
+    return checked, _checked_y(y, len(x), path), image_shape_of(x)
 
 
 NUMPY_SIGNATURES = (b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06")  # .npy, .npz (a zip archive)
@@ -535,6 +551,8 @@ class RunData:
     y_test: object  # (M,) labels, or None
     source: str
     origin: str  # where the examples come from, in words, e.g. "mnist test split only"
+    image_shape: object = (28, 28)  # (H, W) of the images, or None for vectors of no shape
+    name: str = "mnist"  # the data's name for titles: the data set, or the file's name
 
     @property
     def description(self):
@@ -564,7 +582,7 @@ def load_run_data(name="mnist", data_dir=None, source="files", fallback=True, se
         try:
             x_train, y_train = load_dataset(name, "train", data_dir=data_dir, dtype=dtype)
             x_test, y_test = load_dataset(name, "test", data_dir=data_dir, dtype=dtype)
-            return RunData(x_train, y_train, x_test, y_test, "files", name)
+            return RunData(x_train, y_train, x_test, y_test, "files", name, name=name)
         except DataError as exc:
             if not (fallback and name == "mnist"):
                 raise
@@ -584,10 +602,12 @@ def load_run_data(name="mnist", data_dir=None, source="files", fallback=True, se
         images, y = load_bundled()
         x, what = to_float(images, dtype), "mnist test split bundled with npvae"
     else:
-        x, y = load_array_file(source, dtype)
+        x, y, shape = load_array_file_with_shape(source, dtype)
         what = f"{source}"
     x_train, y_train, x_test, y_test = hold_out_test(x, y, np.random.default_rng(seed))
-    return RunData(x_train, y_train, x_test, y_test, str(source), what)
+    if source in ("test-split", "bundled"):
+        return RunData(x_train, y_train, x_test, y_test, str(source), what, name=name)
+    return RunData(x_train, y_train, x_test, y_test, str(source), what, shape, Path(source).name)
 
 
 def _test_files_on_disk(name, data_dir=None):

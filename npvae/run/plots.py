@@ -15,6 +15,8 @@ import contextlib
 import functools
 import io
 import math
+import re
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -129,27 +131,73 @@ def _title(what, context):
     return f"{what} — {context}" if context else what
 
 
+def _fitted_title(what, context, width_inches):
+    """``_title``, broken into lines that fit a figure ``width_inches`` wide (about 11
+    characters per inch at the title's size), the context on its own line first."""
+    text = _title(what, context)
+    limit = max(12, int(11 * width_inches))
+    if len(text) <= limit:
+        return text
+    return "\n".join(_pack(what, limit) + (_pack(context, limit) if context else []))
+
+
+def _pack(text, limit):
+    """Lines of at most ``limit`` characters, broken only between the phrases of ``text``
+    (at " · " or ",  "), and within a phrase only if it alone is longer."""
+    lines = []
+    for phrase in re.split(r"(?<= ·) |(?<=,)  ", text):
+        if lines and len(lines[-1]) + 1 + len(phrase) <= limit:
+            lines[-1] += " " + phrase
+        else:
+            lines += textwrap.wrap(phrase, limit) or [""]
+    return lines
+
+
 # --- arrays to pictures --------------------------------------------------------------------
 
 
-def tile(images, ncols, pad=1, pad_value=1.0):
-    """Arrange square images in a grid, row by row, ``pad`` pixels apart.
+_IMAGE_SHAPE = [None]  # the (H, W) that ``image_shape`` sets for the figures drawn inside it
 
-    images : (N, D), D = s²  ->  (R·(s+pad) - pad, ncols·(s+pad) - pad), R = ⌈N / ncols⌉ rows.
+
+@contextlib.contextmanager
+def image_shape(shape):
+    """Draw the images of every figure made inside the block as (H, W) = ``shape`` (images
+    need not be square); None keeps the default, square images of D = s² pixels."""
+    saved, _IMAGE_SHAPE[0] = _IMAGE_SHAPE[0], None if shape is None else tuple(shape)
+    try:
+        yield
+    finally:
+        _IMAGE_SHAPE[0] = saved
+
+
+def _shape_of(D):
+    """The (H, W) of images of D pixels: the one ``image_shape`` set, else a square."""
+    shape = _IMAGE_SHAPE[0]
+    if shape is not None and shape[0] * shape[1] == D:
+        return shape
+    side = math.isqrt(D)
+    if side * side != D:
+        raise ValueError(f"images of {D} pixels are not square and their shape is unknown; "
+                         f"draw them inside plots.image_shape((H, W)).")
+    return side, side
+
+
+def tile(images, ncols, pad=1, pad_value=1.0):
+    """Arrange images in a grid, row by row, ``pad`` pixels apart.
+
+    images : (N, D), D = H·W (a square, or the shape ``image_shape`` set)
+    ->  (R·(H+pad) - pad, ncols·(W+pad) - pad), R = ⌈N / ncols⌉ rows.
     Cells past N are left at ``pad_value``.
     """
     images = np.asarray(images, dtype=np.float64)
     n, D = images.shape
-    side = math.isqrt(D)
-    if side * side != D:
-        raise ValueError(f"images of {D} pixels are not square; expected D = s² (e.g. 784).")
+    H, W = _shape_of(D)
     nrows = -(-n // ncols)
-    cell = side + pad
-    canvas = np.full((nrows * ncols, cell, cell), pad_value)  # (rows·cols, s+pad, s+pad)
-    canvas[:n, :side, :side] = images.reshape(n, side, side)
-    canvas = canvas.reshape(nrows, ncols, cell, cell).transpose(0, 2, 1, 3)  # (rows, s, cols, s)
-    canvas = canvas.reshape(nrows * cell, ncols * cell)
-    return canvas[: nrows * cell - pad, : ncols * cell - pad]
+    canvas = np.full((nrows * ncols, H + pad, W + pad), pad_value)  # (rows·cols, H+pad, W+pad)
+    canvas[:n, :H, :W] = images.reshape(n, H, W)
+    canvas = canvas.reshape(nrows, ncols, H + pad, W + pad).transpose(0, 2, 1, 3)
+    canvas = canvas.reshape(nrows * (H + pad), ncols * (W + pad))  # (rows·(H+pad), cols·(W+pad))
+    return canvas[: nrows * (H + pad) - pad, : ncols * (W + pad) - pad]
 
 
 def _show(ax, canvas):
@@ -194,10 +242,11 @@ def slerp(a, b, t):
 @_styled
 def image_grid(images, ncols=10, title="Images", context=""):
     """A grid of images, N of them, ``ncols`` per row. images : (N, D) in [0, 1]."""
-    nrows = -(-len(images) // ncols)
-    fig, ax = plt.subplots(figsize=(0.55 * ncols + 0.4, 0.55 * nrows + 0.7))
+    nrows, width = -(-len(images) // ncols), max(4.0, 0.55 * ncols + 0.4)
+    title = _fitted_title(title, context, width)
+    fig, ax = plt.subplots(figsize=(width, 0.55 * nrows + 0.45 + 0.25 * (title.count("\n") + 1)))
     _show(ax, tile(images, ncols))
-    ax.set_title(_title(title, context))
+    ax.set_title(title)
     return fig
 
 
@@ -230,19 +279,26 @@ def prior_samples(model, n=100, ncols=10, rng=None, context="", labels=None, dra
     """
     conditional = getattr(model, "conditional", False)
     images = np.clip(model.sample(n if labels is None else labels, rng=rng, draw=draw), 0, 1)
-    nrows = -(-n // ncols)
-    fig, ax = plt.subplots(figsize=(0.55 * ncols + 0.4, 0.55 * nrows + 0.7))
-    _show(ax, tile(images, ncols))
     what = "Samples from the prior"
     if conditional:
-        what += (" of every class in turn" if labels is None
+        what += (f", one class per column (0 to {model.n_classes - 1})"
+                 if labels is None and ncols % model.n_classes == 0
+                 else " of every class in turn" if labels is None
                  else f" of class {_class_list(labels)}")
-    ax.set_title(_title(what, context))
-    what = "x ~ p(x | z" if draw else "mean of p(x | z"
+    mean = "x ~ p(x | z" if draw else "mean of p(x | z"
     if hasattr(model, "latent_dims"):  # a hierarchical VAE samples both layers in turn
-        ax.set_xlabel(f"{what}₁),  z₂ ~ N(0, I),  z₁ ~ p(z₁ | z₂)")
+        caption = f"{mean}₁),  z₂ ~ N(0, I),  z₁ ~ p(z₁ | z₂)"
     else:
-        ax.set_xlabel(f"{what}, y),  z ~ N(0, I)" if conditional else f"{what}),  z ~ N(0, I)")
+        caption = f"{mean}, y),  z ~ N(0, I)" if conditional else f"{mean}),  z ~ N(0, I)"
+    # At least 4 inches wide, and a line of height for every line of title and caption, so
+    # that no text is ever cut at the figure's edges.
+    width = max(4.0, 0.55 * ncols + 0.4)
+    title, caption = _fitted_title(what, context, width), _fitted_title(caption, "", width)
+    n_lines = title.count("\n") + caption.count("\n") + 2
+    fig, ax = plt.subplots(figsize=(width, 0.55 * -(-n // ncols) + 0.3 + 0.25 * n_lines))
+    _show(ax, tile(images, ncols))
+    ax.set_title(title)
+    ax.set_xlabel(caption)
     return fig
 
 
@@ -294,13 +350,14 @@ def manifold(model, n=16, context=""):
     z1, z2 = np.meshgrid(values, values[::-1])  # top row = largest z2, as on a y axis
     z = np.stack([z1.ravel(), z2.ravel()], axis=1)  # (n², 2), row by row
     images = model.decode(z.astype(model.dtype))  # (n², D)
-    side = math.isqrt(images.shape[1])
+    H, W = _shape_of(images.shape[1])
     fig, ax = plt.subplots(figsize=(0.36 * n + 0.3, 0.36 * n + 0.7))  # about 1 : 1 pixels
     _show(ax, tile(images, n))
-    centres = np.arange(n) * (side + 1) + side / 2
     every = max(1, n // 5)
-    ax.set_xticks(centres[::every], [f"{v:.2f}" for v in values[::every]])
-    ax.set_yticks(centres[::every], [f"{v:.2f}" for v in values[::-1][::every]])
+    ax.set_xticks((np.arange(n) * (W + 1) + W / 2)[::every],
+                  [f"{v:.2f}" for v in values[::every]])
+    ax.set_yticks((np.arange(n) * (H + 1) + H / 2)[::every],
+                  [f"{v:.2f}" for v in values[::-1][::every]])
     ax.set_xlabel("z₁  (spaced by the inverse normal CDF)")
     ax.set_ylabel("z₂")
     ax.set_title(_title("The learned 2-D manifold", context))
@@ -565,19 +622,64 @@ def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, see
     model, meta = checkpoint.load_with_metadata(path)
     history = meta.get("history") or []
     run = meta.get("args") or {}
+    own = dataset is None or dataset == meta.get("dataset")  # the run's own data
     dataset = dataset or meta.get("dataset")
     data_dir = data_dir or meta.get("data_dir")
-    context = run_label(dataset, len(history) or None, getattr(model, "latent_dims",
-                                                               model.latent_dim))
+    name = (meta.get("data_name") if own else None) or dataset  # titles name the data
+    context = run_label(name, len(history) or None, getattr(model, "latent_dims",
+                                                            model.latent_dim))
     seeds = np.random.SeedSequence(seed).spawn(3)
     out = Path(out_dir)
     skipped = [] if skipped is None else skipped
+    shape = saved_image_shape(meta, model.input_dim)
+    with image_shape(shape):
+        written = _model_figures(model, history, out, context, shape, skipped, seeds[0])
+        if dataset is None:
+            skipped += [(f, "the checkpoint records no data set; pass --dataset")
+                        for f in TEST_FIGURES]
+            return written
+        # The run's held-out test examples, checked against the fingerprint recorded in training.
+        _, x, labels = runs.run_test_data(meta, dataset, data_dir, dtype=model.dtype)
+        if x.shape[1] != model.input_dim:
+            skipped += [(f, f"the {name} test examples have {x.shape[1]} values, the model "
+                            f"takes {model.input_dim}") for f in TEST_FIGURES]
+            return written
+        labels = np.zeros(len(x), np.int64) if labels is None else labels  # unlabelled data
+        pick = np.random.default_rng(seeds[1]).permutation(len(x))[:n_eval]
+        binarized = meta.get("binarize", run.get("binarize")) in ("dynamic", "static")
+        x_kl = (npdata.binarize(x[pick], np.random.default_rng(seeds[2])) if binarized
+                else x[pick])
+        return written + _test_figures(model, x[pick], labels[pick], x_kl, out,
+                                       dataset if own and name == dataset else None, context,
+                                       skipped, np.random.default_rng(seeds[2]), shape)
+
+
+# The figures drawn on test data, and the images' shape when unknown.
+TEST_FIGURES = ("reconstructions.png", "kl_per_dim.png", "interpolation.png")
+NO_SHAPE = ("the images' shape is unknown: the data's x was saved as (N, {D}) vectors and "
+            "{D} is not a square; save x as (N, H, W) images and train again")
+
+
+def saved_image_shape(meta, D):
+    """The images' (H, W): the one the checkpoint saved, a square, or None (unknown)."""
+    saved = meta.get("image_shape")
+    if saved and saved[0] * saved[1] == D:
+        return tuple(saved)
+    side = math.isqrt(D)
+    return (side, side) if side * side == D else None
+
+
+def _model_figures(model, history, out, context, shape, skipped, seed):
+    """The figures of ``plot_checkpoint`` that need no data: prior samples, the training
+    curves, the 2-D manifold (each when it applies). The list of Paths written."""
     written, autoencoder = [], type(model).__name__ == "Autoencoder"
     if autoencoder:
         skipped += [(name, "an Autoencoder has no prior p(z) to sample from")
                     for name in ("samples.png", "manifold.png")]
+    elif shape is None:
+        skipped.append(("samples.png", NO_SHAPE.format(D=model.input_dim)))
     else:
-        written.append(savefig(prior_samples(model, 100, rng=np.random.default_rng(seeds[0]),
+        written.append(savefig(prior_samples(model, 100, rng=np.random.default_rng(seed),
                                              context=context), out / "samples.png"))
     if history and all(isinstance(r.get(key), (int, float)) for r in history
                        for key in ("recon", "kl")):
@@ -586,36 +688,37 @@ def plot_checkpoint(path, out_dir, dataset=None, data_dir=None, n_eval=2000, see
         skipped.append(("manifold.png", "a hierarchical VAE's z₁ has prior p(z₁|z₂), not the "
                                         "N(0, I) the grid's spacing assumes"))
     elif model.latent_dim == 2 and not model.conditional and not autoencoder:
-        written.append(savefig(manifold(model, context=context), out / "manifold.png"))
-    if dataset is None or model.input_dim != 784:
-        return written
-
-    # The run's held-out test examples, checked against the fingerprint recorded in training.
-    _, x, labels = runs.run_test_data(meta, dataset, data_dir, dtype=model.dtype)
-    labels = np.zeros(len(x), np.int64) if labels is None else labels  # a user's unlabelled data
-    pick = np.random.default_rng(seeds[1]).permutation(len(x))[:n_eval]
-    binarized = meta.get("binarize", run.get("binarize")) in ("dynamic", "static")
-    x_kl = npdata.binarize(x[pick], np.random.default_rng(seeds[2])) if binarized else x[pick]
-    return written + _test_figures(model, x[pick], labels[pick], x_kl, out, dataset, context,
-                                   skipped, np.random.default_rng(seeds[2]))
+        if shape is None:
+            skipped.append(("manifold.png", NO_SHAPE.format(D=model.input_dim)))
+        else:
+            written.append(savefig(manifold(model, context=context), out / "manifold.png"))
+    return written
 
 
-def _test_figures(model, x, labels, x_kl, out, dataset, context, skipped, rng):
+def _test_figures(model, x, labels, x_kl, out, dataset, context, skipped, rng, shape):
     """The figures of ``plot_checkpoint`` drawn on test images x : (N, D) with their labels
     (N,), x_kl the images the KL is measured on: the list of Paths written."""
     from ..study.evaluate import kl_per_dimension
 
     y = labels if model.conditional else None  # what a CVAE's calls are given
-    written = [savefig(reconstructions(model, x[:20], context=context,
-                                       y=None if y is None else y[:20]),
-                       out / "reconstructions.png")]
+    written = []
+    if shape is None:
+        skipped += [(f, NO_SHAPE.format(D=model.input_dim))
+                    for f in ("reconstructions.png", "interpolation.png")]
+    else:
+        written.append(savefig(reconstructions(model, x[:20], context=context,
+                                               y=None if y is None else y[:20]),
+                               out / "reconstructions.png"))
     if type(model).__name__ == "Autoencoder":
         skipped.append(("kl_per_dim.png", "an Autoencoder has no q(z|x) and no KL"))
     else:  # an HVAE: each layer against its own prior
         written.append(savefig(kl_bars(kl_per_dimension(model, x_kl, y=y, rng=rng), context,
                                        getattr(model, "latent_dims", None)),
                                out / "kl_per_dim.png"))
-    if not model.conditional:  # a CVAE's path between two classes has no one label to decode
+    if model.conditional:
+        skipped.append(("interpolation.png", "a CVAE's path between two images of different "
+                                             "classes has no one label to decode with"))
+    elif shape is not None:
         pairs = min(4, len(x) // 2)
         written.append(savefig(interpolations(model, x[:pairs], x[pairs:2 * pairs],
                                               context=context), out / "interpolation.png"))

@@ -1,4 +1,4 @@
-"""Issue 24, items 3, 6 and 7: a run on one's own data (--data FILE) is first-class (its image
+"""Issue 24, items 3, 4, 6 and 7: a run on one's own data (--data FILE) is first-class (its image
 shape and name saved, every figure drawn for any (H, W) or skipped with the reason, titles and
 summary naming the data); a conditional model's samples put one class per column under a title
 that is never cut; ``sample --draw`` never replaces samples.png."""
@@ -14,7 +14,7 @@ import pytest
 from npvae.run import checkpoint, cli, plots
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_cli import fake_mnist  # noqa: E402
+from test_cli import fake_mnist, offline, one_error_line  # noqa: E402,F401
 
 SMALL = ["--val", "20", "--hidden", "16", "--latent-dim", "2", "--batch-size", "25",
          "--epochs", "1", "--eval-k", "0", "--quiet"]
@@ -190,3 +190,20 @@ def test_no_image_grid_title_is_cut(ncols):
                            context=plots.run_label("fashion-mnist", 120, (20, 10)))
     assert texts_inside(fig)
     matplotlib.pyplot.close(fig)
+
+
+# --------------------------------------------------------------------------- item 4
+
+
+def test_a_corrupt_file_in_a_named_data_dir_is_an_error_not_a_fallback(tmp_path, offline,
+                                                                       capsys):
+    folder = fake_mnist(tmp_path / "data", n_train=10, n_test=10) / "mnist"
+    for f in folder.glob("train-*"):
+        f.unlink()  # offline, no training files: the bundled copy would be used
+    bad = folder / "t10k-images-idx3-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:100])
+    code = cli.main(["train", "--data-dir", str(tmp_path / "data"), *SMALL, "--out",
+                     str(tmp_path / "R")])
+    line = one_error_line(capsys.readouterr().err, "train")
+    assert code == 2 and str(bad) in line and "does not fall back" in line
+    assert not (tmp_path / "R" / "checkpoint.npz").exists()

@@ -586,6 +586,7 @@ def load_run_data(name="mnist", data_dir=None, source="files", fallback=True, se
         except DataError as exc:
             if not (fallback and name == "mnist"):
                 raise
+            _check_named_files(name, data_dir)  # an unreadable file you named is no fallback
             why = str(exc).splitlines()[0]  # e.g. "could not download ...: <url>: <reason>."
         data = load_run_data(name, data_dir, "bundled", seed=seed, dtype=dtype)
         print(f"npvae: {why}", file=sys.stderr, flush=True)  # offline: this line and the notice
@@ -608,6 +609,24 @@ def load_run_data(name="mnist", data_dir=None, source="files", fallback=True, se
     if source in ("test-split", "bundled"):
         return RunData(x_train, y_train, x_test, y_test, str(source), what, name=name)
     return RunData(x_train, y_train, x_test, y_test, str(source), what, shape, Path(source).name)
+
+
+def _check_named_files(name, data_dir=None):
+    """A DataError naming the first of the data set's files, in a folder the user named
+    (``--data-dir``, ``$NPVAE_DATA_DIR``), that cannot be read: a truncated or corrupt file
+    there is the user's to fix, not a reason to train on the bundled copy instead."""
+    for folder in _user_dirs(name, data_dir):
+        for split in SPLITS:
+            for filename in _file_names(name, split):
+                path = _locate(folder, filename, strict=True)
+                if path is None:
+                    continue
+                try:
+                    read_idx(path)
+                except DataError as exc:
+                    raise DataError(f"{exc} It is in a folder you named; npvae does not fall "
+                                    f"back to the MNIST copy bundled with it while a file you "
+                                    f"pointed at cannot be read: fix or remove it.") from None
 
 
 def _test_files_on_disk(name, data_dir=None):

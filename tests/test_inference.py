@@ -47,3 +47,22 @@ def test_the_optimised_q_closes_the_amortisation_gap():
     exact, _, _ = ppca.elbo_identity(model, x)
     assert np.all(gap["elbo_optimal"] <= exact + 0.05)  # still a lower bound
     assert np.all(gap["log_px"] > gap["elbo_encoder"])  # IWAE, from the (poor) encoder's q
+
+
+def test_elbo_of_q_and_grads_is_the_vaes_loss_at_the_encoders_q():
+    """Given the encoder's own q and the same eps, the per-example q's loss is the VAE's loss,
+    and its dmu, dlogvar are what the VAE's backward sends into the encoder's heads: with no
+    hidden layer, grads["mu.W"] = xᵀ dmu and grads["mu.b"] = Σ_B dmu (the same for logvar)."""
+    model = npvae.VAE(6, hidden_dims=(), latent_dim=2, likelihood="bernoulli",
+                      dtype=np.float64, seed=3)
+    rng = np.random.default_rng(5)
+    x = (rng.uniform(size=(4, 6)) < 0.5).astype(np.float64)
+    eps = rng.standard_normal((3, 4, 2))
+    mu, logvar = model.encode(x)
+    loss, dmu, dlogvar = inference.elbo_of_q_and_grads(model, x, mu, logvar, eps)
+    ref_loss, grads, _ = model.loss_and_grads(x, eps)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
+    np.testing.assert_allclose(dmu.sum(axis=0), grads["mu.b"], rtol=1e-12)
+    np.testing.assert_allclose(x.T @ dmu, grads["mu.W"], rtol=1e-12)
+    np.testing.assert_allclose(dlogvar.sum(axis=0), grads["logvar.b"], rtol=1e-12)
+    np.testing.assert_allclose(x.T @ dlogvar, grads["logvar.W"], rtol=1e-12)

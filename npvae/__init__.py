@@ -25,6 +25,7 @@ from .core.vae import VAE, VAEConfig
 from .models.autoencoder import Autoencoder
 from .models.cvae import CVAE
 from .models.hvae import HVAE
+from .models.fullcov import FullCovarianceVAE
 from .study import evaluate, inference, ppca, regularity
 from .verify import gradcheck
 from .run import data
@@ -36,5 +37,5 @@ __version__ = "0.1.0"
 
 __all__ = ["VAE", "VAEConfig", "Adam", "SGD", "gradcheck", "NpvaeError", "DataError",
            "CheckpointError", "TooLargeError", "train", "load", "save", "CVAE", "VAEEstimator",
-           "Autoencoder", "HVAE", "evaluate", "inference", "ppca", "regularity", "data",
+           "Autoencoder", "HVAE", "FullCovarianceVAE", "evaluate", "inference", "ppca", "regularity", "data",
            "distributions", "layers", "optim", "checks", "__version__"]

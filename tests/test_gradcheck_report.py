@@ -67,3 +67,5 @@ def test_a_clean_run_exits_0_and_reports_both_kinds(capsys):
     out = capsys.readouterr().out
     assert "gradients checked, 0 failed" in out and "objective checks, 0 failed" in out
     assert "both clamps binding" in out and "decoder clamp binds" in out
+    assert "FullCovarianceVAE: bernoulli, tanh, K=1" in out  # issue 22.7's sections
+    assert "kl_full_standard_normal" in out and "full_reparameterize cov[1,0]" in out

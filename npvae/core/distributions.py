@@ -169,3 +169,107 @@ def logsumexp(a, axis):
     a_max = a.max(axis=axis, keepdims=True)
     a_max = np.where(np.isfinite(a_max), a_max, 0)
     return np.log(np.exp(a - a_max).sum(axis=axis)) + np.squeeze(a_max, axis=axis)
+
+
+# ---------------------------------------------------------------------------- full covariance
+# q(z|x) = N(mu, Σ) with Σ = L Lᵀ, L lower triangular with a positive diagonal (a Cholesky
+# factor). The encoder emits mu, logvar (log L_ii², clamped like the diagonal q's) and the
+# Z(Z-1)/2 entries below the diagonal; with those entries 0, this is the diagonal q exactly.
+
+
+def cholesky_forward(logvar, offdiag):
+    """The Cholesky factor L of Σ = L Lᵀ from the encoder's heads.
+
+    L_ii = exp(logvar_i / 2)   (positive, so Σ is positive definite; logvar_i = log L_ii²),
+    L_ij = offdiag_m for i > j, m running over np.tril_indices(Z, -1) (row by row),
+    L_ij = 0 for i < j.
+
+    logvar : (B, Z), offdiag : (B, Z(Z-1)/2)  ->  L : (B, Z, Z), cache.
+    """
+    B, Z = logvar.shape
+    rows, cols = np.tril_indices(Z, -1)
+    L = np.zeros((B, Z, Z), dtype=np.result_type(logvar, offdiag))  # (B, Z, Z)
+    diag = np.exp(0.5 * logvar)  # (B, Z), L_ii
+    L[:, np.arange(Z), np.arange(Z)] = diag
+    L[:, rows, cols] = offdiag
+    return L, (diag, rows, cols)
+
+
+def cholesky_backward(dL, cache):
+    """Backward of ``cholesky_forward``.
+
+    dlogvar_i = dL_ii · L_ii / 2     (∂L_ii/∂logvar_i = L_ii / 2),
+    doffdiag_m = dL_ij for the m-th (i > j);  dL above the diagonal is no parameter's: dropped.
+
+    dL : (B, Z, Z)  ->  dlogvar : (B, Z),  doffdiag : (B, Z(Z-1)/2).
+    """
+    diag, rows, cols = cache
+    Z = diag.shape[-1]
+    dlogvar = dL[:, np.arange(Z), np.arange(Z)] * (0.5 * diag)  # (B, Z)
+    return dlogvar, dL[:, rows, cols]
+
+
+def full_reparameterize_forward(mu, L, eps):
+    """z = mu + L eps: a draw of N(mu, L Lᵀ) from eps ~ N(0, I), since Cov(L eps) = L I Lᵀ.
+
+    mu : (B, Z), L : (B, Z, Z), eps : (B, Z) or (K, B, Z)  ->  z : eps's shape, cache.
+    """
+    z = mu + np.einsum("bij,...bj->...bi", L, eps)  # (K, B, Z) or (B, Z)
+    return z, (L, eps)
+
+
+def full_reparameterize_backward(dz, cache):
+    """Backward of z = mu + L eps, summed over the K samples of each example.
+
+    dmu = Σ_K dz,   dL = tril(Σ_K dz epsᵀ)   (∂z_i/∂L_ij = eps_j; L's upper triangle is 0 by
+    construction, so its gradient is masked away).
+
+    dz : eps's shape  ->  dmu : (B, Z),  dL : (B, Z, Z), lower triangular.
+    """
+    L, eps = cache
+    dz = dz.reshape(-1, *L.shape[:2])  # (K, B, Z)
+    eps = eps.reshape(dz.shape)  # (K, B, Z)
+    dL = np.einsum("kbi,kbj->bij", dz, eps)  # (B, Z, Z): Σ_K dz epsᵀ
+    return dz.sum(axis=0), np.tril(dL)
+
+
+def kl_full_standard_normal(mu, L):
+    """KL(N(mu, L Lᵀ) ‖ N(0, I)) in closed form, and its gradients.
+
+    kl  = ½ [tr(L Lᵀ) + muᵀmu − Z − log det(L Lᵀ)],   tr(L Lᵀ) = Σ_ij L_ij²,
+          log det(L Lᵀ) = 2 Σ_i log L_ii        (the Gaussian KL with Σ = L Lᵀ, Σ_p = I),
+    dmu = mu,
+    dL  = L − diag(1 / L_ii)                     (lower triangular, like L).
+    With L diagonal, L_ii = e^{logvar_i/2}, this is ``kl_standard_normal``.
+
+    mu : (B, Z), L : (B, Z, Z) lower triangular, positive diagonal  ->  kl : (B,), dmu, dL.
+    """
+    Z = mu.shape[-1]
+    diag = np.diagonal(L, axis1=-2, axis2=-1)  # (B, Z)
+    kl = 0.5 * ((L * L).sum(axis=(-2, -1)) + (mu * mu).sum(axis=-1) - Z
+                - 2 * np.log(diag).sum(axis=-1))  # (B,)
+    dL = L.copy()
+    dL[..., np.arange(Z), np.arange(Z)] -= 1 / diag
+    return kl, mu, dL
+
+
+def gaussian_full_log_density(z, mu, L):
+    """log N(z | mu, L Lᵀ), and its gradients, per sample.
+
+    u = L⁻¹ (z − mu)                              (a triangular solve),
+    logp = −½ [Z log 2π + 2 Σ_i log L_ii + uᵀu],
+    dz  = −L⁻ᵀ u,   dmu = +L⁻ᵀ u,
+    dL  = tril(L⁻ᵀ u uᵀ) − diag(1 / L_ii)        (from d(uᵀu) = −2 uᵀ L⁻¹ dL u).
+
+    z : (K, B, Z) or (B, Z), mu : (B, Z), L : (B, Z, Z)  ->  logp : (K, B) or (B,), and dz,
+    dmu (z's shape), dL ((K, B, Z, Z) or (B, Z, Z)), one per sample (the caller sums over K).
+    """
+    Z = mu.shape[-1]
+    Ls = np.broadcast_to(L, (*z.shape[:-1], Z, Z))  # (K, B, Z, Z)
+    u = np.linalg.solve(Ls, (z - mu)[..., None])  # (K, B, Z, 1)
+    diag = np.diagonal(L, axis1=-2, axis2=-1)  # (B, Z)
+    logp = -0.5 * (Z * LOG_2PI + 2 * np.log(diag).sum(axis=-1) + (u * u).sum(axis=(-2, -1)))
+    v = np.linalg.solve(np.swapaxes(Ls, -2, -1), u)  # (K, B, Z, 1): L⁻ᵀ u
+    dL = np.tril(v * np.swapaxes(u, -2, -1))  # (K, B, Z, Z): L⁻ᵀ u uᵀ, lower part
+    dL[..., np.arange(Z), np.arange(Z)] -= 1 / diag
+    return logp, -v[..., 0], v[..., 0], dL

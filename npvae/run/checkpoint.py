@@ -43,6 +43,7 @@ import numpy as np
 
 from ..models.autoencoder import Autoencoder
 from ..models.cvae import CVAE, CVAEConfig
+from ..models.fullcov import FullCovarianceVAE
 from ..models.hvae import HVAE, HVAEConfig
 from ..core.errors import CheckpointError
 from ..core.layers import ACTIVATIONS
@@ -55,7 +56,8 @@ FILENAME = "checkpoint.npz"  # the name used inside a run folder; ``resolve`` ad
 
 # The model classes a checkpoint may hold, by name, with their config classes.
 MODEL_CLASSES = {"VAE": (VAE, VAEConfig), "CVAE": (CVAE, CVAEConfig),
-                 "Autoencoder": (Autoencoder, VAEConfig), "HVAE": (HVAE, HVAEConfig)}
+                 "Autoencoder": (Autoencoder, VAEConfig), "HVAE": (HVAE, HVAEConfig),
+                 "FullCovarianceVAE": (FullCovarianceVAE, VAEConfig)}
 
 # The bit generators a saved RNG state may name (rebuilt by name, so the set is closed).
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")

@@ -286,7 +286,7 @@ def all_checks(seed=0):
     y = np.arange(len(x)) % 3  # (B,) labels
     sections.append((f"CVAE: bernoulli, tanh, 3 classes, K=2\n  branches: "
                      f"{branches(model, x, y, eps)}", model_checks(model, x, y, eps)))
-    return sections
+    return sections + fullcov_sections(seed)
 
 
 def report(sections):
@@ -311,3 +311,77 @@ def report(sections):
     lines += ["", f"{len(checks)} gradients checked, {failed} failed; the closest to its "
                   f"tolerance: {closest.name}, {closest.error:.2e} against {closest.tol:.0e}."]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- full covariance
+
+def _full_kl(mu, logvar, offdiag):
+    """KL(N(mu, L Lᵀ) ‖ N(0, I)) as a function of the encoder's heads (L from cholesky)."""
+    L, cache = dist.cholesky_forward(logvar, offdiag)
+    kl, dmu, dL = dist.kl_full_standard_normal(mu, L)
+    return (kl, dmu, *dist.cholesky_backward(dL, cache))
+
+
+def _full_log_density(z, mu, logvar, offdiag):
+    """log N(z | mu, L Lᵀ) as a function of z and the encoder's heads."""
+    L, cache = dist.cholesky_forward(logvar, offdiag)
+    logp, dz, dmu, dL = dist.gaussian_full_log_density(z, mu, L)
+    return (logp, dz, dmu, *dist.cholesky_backward(dL, cache))
+
+
+def _full_sampler_forward(mu, logvar, offdiag, eps):
+    L, chol_cache = dist.cholesky_forward(logvar, offdiag)
+    z, cache = dist.full_reparameterize_forward(mu, L, eps)
+    return z, (chol_cache, cache)
+
+
+def _full_sampler_backward(dz, caches):
+    chol_cache, cache = caches
+    dmu, dL = dist.full_reparameterize_backward(dz, cache)
+    return (dmu, *dist.cholesky_backward(dL, chol_cache), None)  # eps is not checked
+
+
+_ARG_NAMES.update({"kl_full_standard_normal": ("mu", "logvar", "offdiag"),
+                   "gaussian_full_log_density": ("z", "mu", "logvar", "offdiag"),
+                   "full_reparameterize": ("mu", "logvar", "offdiag", "eps")})
+
+FULL_FORMULAS = ("  cholesky: L_ii = e^{logvar_i/2}, L_ij = offdiag (i > j); dlogvar_i = dL_ii L_ii / 2\n"
+                 "  full_reparameterize: z = mu + L eps; dmu = Σ_K dz, dL = tril(Σ_K dz epsᵀ)\n"
+                 "  kl_full_standard_normal: dmu = mu, dL = L − diag(1/L_ii)\n"
+                 "  gaussian_full_log_density: u = L⁻¹(z − mu); dz = −L⁻ᵀu, dL = tril(L⁻ᵀu uᵀ) − "
+                 "diag(1/L_ii)")
+
+
+def fullcov_sections(seed=0):
+    """The full-covariance primitives, each through ``cholesky_forward`` (so the checked
+    inputs are the encoder's heads mu, logvar, offdiag), and every parameter of a small
+    FullCovarianceVAE for each likelihood, K = 1 and K > 1, with the logvar clamp binding."""
+    from ..models.fullcov import FullCovarianceVAE
+
+    rng = np.random.default_rng(seed)
+    B, Z, K = 4, 3, 3
+    n_off = Z * (Z - 1) // 2
+    w = rng.uniform(0.5, 1.5, B)
+    heads = lambda: [rng.standard_normal((B, Z)), rng.standard_normal((B, Z)),  # noqa: E731
+                     rng.standard_normal((B, n_off))]
+    checks = check_function("kl_full_standard_normal", _weighted(_full_kl, w), heads())
+    checks += check_function("gaussian_full_log_density", _weighted(_full_log_density, w),
+                             [rng.standard_normal((B, Z)), *heads()])
+    checks += check_function(
+        "full_reparameterize",
+        _projected(_full_sampler_forward, _full_sampler_backward, rng.standard_normal((K, B, Z))),
+        [*heads(), rng.standard_normal((K, B, Z))])
+    sections = [("full-covariance primitives (through cholesky_forward)\n" + FULL_FORMULAS,
+                 checks)]
+    cases = [("bernoulli, tanh, K=1", dict(likelihood="bernoulli", activation="tanh"), {}, 1),
+             ("gaussian, tanh, K=3, beta=0.5", dict(likelihood="gaussian", activation="tanh",
+                                                    sigma=0.6), dict(beta=0.5), 3),
+             ("gaussian-learned, tanh, 2 hidden, logvar clamp binding, K=2",
+              dict(likelihood="gaussian-learned", activation="tanh", hidden_dims=(7, 5)), {}, 2)]
+    for label, vae_kwargs, loss_kwargs, k in cases:
+        model, x, eps = small_model_case(vae_kwargs, k, seed, model_cls=FullCovarianceVAE)
+        if "binding" in label:
+            model.params["logvar.b"][0] = -80.0  # one latent's log L_ii² below the clamp
+        sections.append((f"FullCovarianceVAE: {label}", model_checks(model, x, eps,
+                                                                      **loss_kwargs)))
+    return sections

@@ -101,6 +101,32 @@ def kl_and_sampler_checks(rng):
     return checks
 
 
+def full_covariance_checks(rng):
+    """The full-covariance q: the closed-form KL against Monte Carlo with scipy's
+    multivariate normal, its log-density against scipy's, and the sampler z = mu + L eps's
+    covariance against L Lᵀ, entry by entry (a sampler using Lᵀ, or L², fails here)."""
+    mu = np.array([0.8, -1.5, 0.3])  # (Z,)
+    L, _ = dist.cholesky_forward(np.array([[0.5, -1.0, 1.2]]), np.array([[0.9, -0.6, 0.4]]))
+    cov = L[0] @ L[0].T  # (Z, Z), Σ by its definition
+    eps = rng.standard_normal((MC_SAMPLES // 4, 1, 3))  # (N, 1, Z)
+    z, _ = dist.full_reparameterize_forward(mu[None], L, eps)  # (N, 1, Z)
+    z = z[:, 0]  # (N, Z)
+    q, prior = scipy.stats.multivariate_normal(mu, cov), scipy.stats.multivariate_normal(np.zeros(3))
+    log_ratio = q.logpdf(z) - prior.logpdf(z)  # (N,)
+    kl = dist.kl_full_standard_normal(mu[None], L)[0][0]
+    checks = [_monte_carlo("kl_full_standard_normal", "KL(N(mu, LLᵀ) ‖ N(0, I)) = E_q[log q - "
+                           "log p], Monte Carlo with scipy.stats.multivariate_normal", kl,
+                           log_ratio)]
+    logp = dist.gaussian_full_log_density(z[:3], mu, L[0])[0]  # (3,)
+    checks.append(_rounding("gaussian_full_log_density", "Σ log N(z | mu, LLᵀ), scipy.stats."
+                            "multivariate_normal", logp.sum(), q.logpdf(z[:3]).sum()))
+    for i, j in ((0, 0), (1, 0), (2, 1), (2, 2)):
+        prod = (z[:, i] - mu[i]) * (z[:, j] - mu[j])  # (N,)
+        checks.append(_monte_carlo(f"full_reparameterize cov[{i},{j}]", "Cov[z] = L Lᵀ",
+                                   cov[i, j], prod))
+    return checks
+
+
 def exact_posterior_vae(D=5, Z=2, sigma=0.8, seed=0):
     """A linear-Gaussian VAE (float64) whose encoder computes the exact posterior p(z|x).
 
@@ -147,7 +173,8 @@ def model_objective_checks(rng):
 def objective_checks(seed=0):
     """Every objective check: the likelihoods, the KL and the sampler, the whole bound."""
     rng = np.random.default_rng(seed)
-    return likelihood_checks(rng) + kl_and_sampler_checks(rng) + model_objective_checks(rng)
+    return (likelihood_checks(rng) + kl_and_sampler_checks(rng) + model_objective_checks(rng)
+            + full_covariance_checks(rng))
 
 
 def report(checks):

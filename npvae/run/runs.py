@@ -300,22 +300,71 @@ def _position(path, progress, steps):
                     **{name: progress[name] for name in names})
 
 
+def duration(seconds):
+    """A duration in words for a progress line: "45 s", "3.7 min", "1.2 h"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+class EtaReport:
+    """The progress of a long computation, as lines on stderr (on a terminal or in a log):
+    the expected time once the first part of the work is measured (after ``calibrate`` seconds
+    or 1 %), then at most one line every ``every`` seconds with the share done and the time
+    left. Call it with (done, total) after each part; a job shorter than ``calibrate`` prints
+    nothing."""
+
+    def __init__(self, what, stream=None, every=15.0, calibrate=0.5, clock=time.perf_counter):
+        self.what, self.every, self.calibrate, self.clock = what, every, calibrate, clock
+        self.stream = sys.stderr if stream is None else stream
+        self.start = self.last = clock()
+        self.estimated = False
+
+    def __call__(self, done, total):
+        now = self.clock()
+        elapsed = now - self.start
+        if done >= total or done <= 0:
+            return
+        left = elapsed / done * (total - done)
+        if not self.estimated:
+            if elapsed < self.calibrate and done < total / 100:
+                return
+            self.estimated, self.last = True, now
+            self._write(f"{self.what}: about {duration(elapsed + left)} in all (measured on "
+                        f"the first {done:,} of {total:,})")
+        elif now - self.last >= self.every:
+            self.last = now
+            self._write(f"{self.what}: {100 * done / total:.0f} % ({done:,} of {total:,}), "
+                        f"about {duration(left)} left")
+
+    def _write(self, text):
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
 class ProgressLine:
-    """A progress line on stderr, redrawn in place (at most 10 times a second), on a terminal."""
+    """A progress line on stderr, redrawn in place (at most 10 times a second), on a terminal,
+    with the time the epoch has left."""
 
     def __init__(self, verbose, stream=None):
         self.stream = sys.stderr if stream is None else stream
         self.on = verbose and self.stream.isatty()
         self.last = 0.0
         self.width = 0
+        self.epoch_start = None  # (epoch, first step seen, its time): the ETA's reference
 
     def update(self, epoch, epochs, step, steps, loss):
         now = time.perf_counter()
+        if self.epoch_start is None or self.epoch_start[0] != epoch:
+            self.epoch_start = (epoch, step, now)
         if not self.on or (now - self.last < 0.1 and step < steps):
             return
         self.last = now
         bar = "#" * (20 * step // steps)
-        text = f"epoch {epoch + 1}/{epochs} [{bar:20s}] {step}/{steps}  loss {loss:.3f}"
+        _, step0, t0 = self.epoch_start
+        eta = (f"  {duration((now - t0) / (step - step0) * (steps - step))} left"
+               if step > step0 else "")
+        text = f"epoch {epoch + 1}/{epochs} [{bar:20s}] {step}/{steps}  loss {loss:.3f}{eta}"
         self.width = max(self.width, len(text))
         self.stream.write("\r" + text.ljust(self.width))
         self.stream.flush()

@@ -133,7 +133,7 @@ def validation_loss(model, x, rng=None, batch_size=1000, y=None):
 
 
 def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROWS, y=None,
-                   proposal="posterior"):
+                   proposal="posterior", progress=None):
     """Importance-weighted estimate of log p(x), per example, in nats (Burda et al. 2016).
 
     log p(x) ≈ log (1/k) Σ_k w_k,   log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x),
@@ -156,6 +156,8 @@ def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROW
     proposal : "posterior" (the importance-weighted estimate above), or "prior": the naive
         estimator p(x) ≈ (1/k) Σ_k p(x|z_k) with z_k ~ p(z), unbiased for p(x) but of a variance
         so large (almost every z misses x) that its log needs far more samples (a VAE only).
+    progress : None, or a function called as progress(done, N) after each chunk of examples
+        (``npvae evaluate`` prints the time left with it).
 
     Returns
     -------
@@ -190,6 +192,8 @@ def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROW
                      else model.prior_log_weights(xb, *given, eps))  # (K, B)
             log_sum_w = np.logaddexp(log_sum_w, logsumexp(log_w.astype(np.float64), axis=0))
         log_p[index] = log_sum_w - math.log(k)
+        if progress is not None:
+            progress(index.stop, len(x))
     return log_p
 
 
@@ -268,11 +272,13 @@ def kl_per_dimension(model, x, y=None, rng=None, batch_size=1000):
     return distributions.kl_per_dimension(mu, logvar).mean(axis=0, dtype=np.float64)
 
 
-def evaluate(model, x, k=5000, rng=None, batch_size=None, threshold=ACTIVE_THRESHOLD, y=None):
+def evaluate(model, x, k=5000, rng=None, batch_size=None, threshold=ACTIVE_THRESHOLD, y=None,
+             progress=None):
     """Every evaluation number of ``model`` on ``x``, as one dict of plain Python values.
 
     The ELBO's noise is drawn first, then the log-likelihood's, both from ``rng`` (default:
     the model's own generator). For a CVAE pass the labels y; log p(x) is then log p(x|y).
+    progress : passed to ``log_likelihood``, the long part.
 
     Returns
     -------
@@ -287,7 +293,8 @@ def evaluate(model, x, k=5000, rng=None, batch_size=None, threshold=ACTIVE_THRES
         return {"n": len(x), "recon": reconstruction_error(model, x, batch_size or 1000)}
     result = {"n": len(x), "k": checks.positive_int(k, "k")}
     result.update(elbo(model, x, rng=rng, batch_size=batch_size or 1000, y=y))
-    log_p = log_likelihood(model, x, k=k, rng=rng, batch_size=batch_size, y=y)
+    log_p = log_likelihood(model, x, k=k, rng=rng, batch_size=batch_size, y=y,
+                           progress=progress)
     result["log_likelihood"] = float(log_p.mean())
     result["log_likelihood_se"] = (float(log_p.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1
                                    else math.nan)

@@ -11,6 +11,7 @@ import matplotlib
 import numpy as np
 import pytest
 
+import npvae
 from npvae.run import checkpoint, cli, plots
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -207,3 +208,17 @@ def test_a_corrupt_file_in_a_named_data_dir_is_an_error_not_a_fallback(tmp_path,
     line = one_error_line(capsys.readouterr().err, "train")
     assert code == 2 and str(bad) in line and "does not fall back" in line
     assert not (tmp_path / "R" / "checkpoint.npz").exists()
+
+
+@pytest.mark.parametrize("field, value", [("image_shape", [12]), ("image_shape", [0, 5]),
+                                          ("image_shape", "12x20"), ("data_name", 7)])
+def test_the_schema_refuses_a_malformed_image_shape_or_data_name(wide_run, tmp_path, field,
+                                                                 value):
+    with np.load(wide_run / "checkpoint.npz", allow_pickle=False) as f:
+        arrays = dict(f)
+    extra = json.loads(str(arrays["extra"]))
+    extra[field] = value
+    arrays["extra"] = np.array(json.dumps(extra))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(npvae.CheckpointError, match=f"entry {field}="):
+        checkpoint.load_with_metadata(tmp_path / "bad.npz")

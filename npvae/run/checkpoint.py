@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 
 from ..models.autoencoder import Autoencoder
+from ..models.classifier import Classifier, ClassifierConfig
+from ..models.m2 import SemiSupervisedVAE, SemiSupervisedVAEConfig
 from ..models.cvae import CVAE, CVAEConfig
 from ..models.fullcov import FullCovarianceVAE
 from ..models.hvae import HVAE, HVAEConfig
@@ -57,7 +59,9 @@ FILENAME = "checkpoint.npz"  # the name used inside a run folder; ``resolve`` ad
 # The model classes a checkpoint may hold, by name, with their config classes.
 MODEL_CLASSES = {"VAE": (VAE, VAEConfig), "CVAE": (CVAE, CVAEConfig),
                  "Autoencoder": (Autoencoder, VAEConfig), "HVAE": (HVAE, HVAEConfig),
-                 "FullCovarianceVAE": (FullCovarianceVAE, VAEConfig)}
+                 "FullCovarianceVAE": (FullCovarianceVAE, VAEConfig),
+                 "Classifier": (Classifier, ClassifierConfig),
+                 "SemiSupervisedVAE": (SemiSupervisedVAE, SemiSupervisedVAEConfig)}
 
 # The bit generators a saved RNG state may name (rebuilt by name, so the set is closed).
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
@@ -453,7 +457,9 @@ ARGS = {
 }
 # The entries of extra that npvae itself writes and reads back (others are free metadata).
 EXTRA = {"dataset": _TEXT, "data_dir": _TEXT, "source": _TEXT, "origin": _TEXT, "seed": _INT0,
-         "binarize": ARGS["binarize"], "test_fingerprint": _TEXT}
+         "binarize": ARGS["binarize"], "test_fingerprint": _TEXT, "data_name": _TEXT,
+         "image_shape": (lambda v: v is None or _ints(1, 2)[0](v),
+                         "the images' [H, W], two integers ≥ 1 (or null)")}
 
 
 def check_metadata(meta):

@@ -183,3 +183,20 @@ def test_gradcheck_report_lists_every_check():
     assert f"{n} gradients checked" in text
     for title, _ in sections:
         assert title in text
+
+
+def test_mlp_backward_skips_the_inputs_gradient_when_nobody_needs_it():
+    """With need_dinput=False (the data's own gradient), the first layer's dx = dy Wᵀ, the
+    largest product of the backward, is not computed: None comes back, and the weights'
+    gradients are those of need_dinput=True."""
+    from npvae.core.layers import mlp_backward, mlp_forward, relu_backward, relu_forward
+    rng = np.random.default_rng(0)
+    params = {"t.0.W": rng.standard_normal((4, 3)), "t.0.b": rng.standard_normal(3),
+              "t.1.W": rng.standard_normal((3, 2)), "t.1.b": rng.standard_normal(2)}
+    h, caches = mlp_forward(rng.standard_normal((5, 4)), params, "t", 2, relu_forward)
+    dh = rng.standard_normal(h.shape)
+    with_dx, without_dx = {}, {}
+    assert mlp_backward(dh, caches, with_dx, "t", relu_backward).shape == (5, 4)
+    assert mlp_backward(dh, caches, without_dx, "t", relu_backward, need_dinput=False) is None
+    for name in params:
+        np.testing.assert_array_equal(with_dx[name], without_dx[name])

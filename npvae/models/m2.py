@@ -34,7 +34,7 @@ import numbers
 import numpy as np
 
 from ..core import checks
-from ..core.distributions import kl_standard_normal, reparameterize_backward
+from ..core import distributions as dist  # by module: a planted bug (verify.plants) reaches it
 from ..core.layers import dense_backward, dense_forward, mlp_backward, mlp_forward
 from ..core.vae import DEFAULT_HIDDEN_DIMS, DEFAULT_LATENT_DIM, layer_shapes
 from .classifier import categorical_nll, classifier_shapes, log_softmax
@@ -164,7 +164,7 @@ class SemiSupervisedVAE(CVAE):
         fwd = self._forward(x[ex], eps[..., ex, :], one_hot(y_rows, C, self.dtype))
         R = len(ex)
         K = fwd.z.size // fwd.mu.size
-        kl, dkl_dmu, dkl_dlogvar = kl_standard_normal(fwd.mu, fwd.logvar)  # (R,), (R, Z) × 2
+        kl, dkl_dmu, dkl_dlogvar = dist.kl_standard_normal(fwd.mu, fwd.logvar)  # (R,), (R, Z) × 2
         nll = fwd.nll.reshape(K, R).mean(axis=0)  # (R,), averaged over the K samples
         L = nll + beta * kl  # (R,): the -ELBO of each row's (x, y)
         # Weights: 1 for a labelled row, q(c|x_b) for unlabelled x_b's row of class c.
@@ -184,7 +184,7 @@ class SemiSupervisedVAE(CVAE):
         dz = self._decode_backward(dheads, fwd.decoder_cache, grads).reshape(fwd.z.shape)
         # 2. The sampler, then the KL weighted by beta · w_r / B: the two paths ADD at mu and
         #    logvar (dmu = Σ_K dz + beta w/B · mu, dlogvar = Σ_K dz eps std/2 + ...).
-        dmu, dlogvar = reparameterize_backward(dz, fwd.sampler_cache)  # (R, Z) each
+        dmu, dlogvar = dist.reparameterize_backward(dz, fwd.sampler_cache)  # (R, Z) each
         kl_scale = (beta * w / B)[:, None]  # (R, 1)
         dmu += kl_scale * dkl_dmu
         dlogvar += kl_scale * dkl_dlogvar

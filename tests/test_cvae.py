@@ -156,8 +156,13 @@ def test_the_vae_methods_need_the_labels():
     x = np.full((4, 6), 0.5, dtype=np.float32)
     with pytest.raises(TypeError):
         model.loss_and_grads(x)
-    with pytest.raises(TypeError, match="needs the labels"):
-        VAE.encode(model, x)  # the unconditional path, bypassing the CVAE's signature
+    for bypass in (VAE.encode, VAE.loss_and_grads):  # the VAE's own, bypassing the CVAE's
+        with pytest.raises(TypeError, match="conditional .3 classes.: pass the labels y"):
+            bypass(model, x)
+    with pytest.raises(ValueError, match=r"cond has shape \(4, 2\); expected \(B, C\) = \(4, 3\)"):
+        VAE.loss_and_grads(model, x, cond=np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="a plain VAE takes no condition"):
+        VAE(6, hidden_dims=(5,), latent_dim=2).loss_and_grads(x, cond=np.zeros((4, 3)))
 
 
 def test_log_weights_and_nll_take_the_labels():

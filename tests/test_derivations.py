@@ -73,21 +73,23 @@ def test_the_quoted_identity_numbers_are_the_computed_ones(ns):
     assert quoted(r"KL\(q ‖ p\(z\|x\)\)") == pytest.approx(ns["kl_post"], abs=5e-5)
 
 
-def test_the_gaussian_decoder_is_a_squared_error_with_kl_weight_two_sigma_squared(ns):
+def test_the_gaussian_decoder_is_a_squared_error_with_kl_weight_two_c(ns):
     x, x_hat, sigma = ns["x"], ns["x_hat"], ns["sigma"]
     assert ns["nll"] == pytest.approx(dist.gaussian_nll(x_hat, x, sigma)[0], abs=1e-12)
     assert ns["nll"] == pytest.approx(-scipy.stats.norm.logpdf(x, x_hat, sigma).sum(), abs=1e-12)
-    # 2σ² (nll + KL) = ‖x − x̂‖² + c KL + 2σ² (D/2) log 2πσ², for any KL value.
+    # 2c (nll + KL) = ‖x − x̂‖² + 2c KL + 2c (D/2) log 2πc, c = σ², for any KL value.
     for kl in (0.0, 0.3, 4.0):
         const = 2 * sigma**2 * ns["D"] / 2 * np.log(2 * np.pi * sigma**2)
         assert 2 * sigma**2 * (ns["nll"] + kl) == pytest.approx(
-            np.sum((x - x_hat) ** 2) + ns["c"] * kl + const, abs=1e-12)
+            np.sum((x - x_hat) ** 2) + ns["kl_weight"] * kl + const, abs=1e-12)
+    assert ns["c"] == sigma**2 and ns["kl_weight"] == 2 * ns["c"]
     # σ*² minimises the NLL over σ² (numerically, against the closed form).
     best = scipy.optimize.minimize_scalar(
         lambda v: dist.gaussian_nll(x_hat, x, np.sqrt(v))[0], bounds=(1e-4, 10), method="bounded",
         options={"xatol": 1e-10})
     assert best.x == pytest.approx(ns["sigma2_best"], rel=1e-5)
     assert quoted("c") == pytest.approx(ns["c"], abs=1e-12)
+    assert quoted("kl_weight") == pytest.approx(ns["kl_weight"], abs=1e-12)
     assert quoted("σ\\*²") == pytest.approx(ns["sigma2_best"], abs=1e-12)
 
 

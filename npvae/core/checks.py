@@ -70,6 +70,26 @@ def as_eps(eps, batch_size, noise_dim, dtype, k=1, rng=None, default_rng=None):
     return eps
 
 
+def as_cond(cond, batch_size, cond_dim, dtype):
+    """Return the condition as a (B, C) array of ``dtype``; None gives C = 0 columns for a plain
+    VAE. Raises a TypeError/ValueError naming the fix."""
+    if cond is None:
+        if cond_dim:
+            raise TypeError(f"this model is conditional ({cond_dim} classes): pass the labels y, "
+                            f"e.g. loss_and_grads(x, y), encode(x, y).")
+        return np.zeros((batch_size, 0), dtype)
+    cond = np.asarray(cond)
+    if cond.shape != (batch_size, cond_dim):
+        fix = ("a plain VAE takes no condition: leave cond=None, or use npvae.CVAE"
+               if cond_dim == 0 else "one row per example, one one-hot column per class")
+        raise ValueError(f"cond has shape {cond.shape}; expected (B, C) = ({batch_size}, "
+                         f"{cond_dim}): {fix}.")
+    cond = cond.astype(dtype, copy=False)
+    if not np.isfinite(cond).all():
+        raise ValueError("cond contains NaN or infinite values; pass one-hot labels.")
+    return cond
+
+
 def positive_int(value, name):
     """Return value as an int ≥ 1, or raise a TypeError/ValueError naming ``name``."""
     if not isinstance(value, numbers.Real):

@@ -9,13 +9,14 @@
     loss = (1/B) Σ_b [ (1/K) Σ_k NLL(x_b | z_kb) + beta · KL(q(z|x_b) ‖ N(0, I)) ]   (nats)
 
 Read ``VAE.loss_and_grads`` first: one function, the forward as calls of the primitives
-(``npvae.core.layers``, ``npvae.core.distributions``), then the backward, steps 1 to 5 in
-reverse order, each with its derivative. Beside it, not on its path: the importance-weighted
+(``npvae.core.layers``, ``npvae.core.distributions``), then the backward, steps 1 to 5 from the
+loss back to the encoder, each with its derivative. Beside it, not on its path: the importance-weighted
 bound (``_iwae_loss_and_grads``), and the pieces that the IWAE bound, the evaluation methods
 and the models built on the VAE (``npvae.models``) share.
 
-Symbols (the same in every module): B batch, D data, H hidden, Z latent, K samples of z per
-example (eps is (B, Z), or (K, B, Z) for K > 1), C classes of a condition. std is q's standard
+Symbols (the same in every module; docs/reading.md#symbols): B batch, D data, H hidden, Z
+latent, K samples of z per example (eps is (B, Z), or (K, B, Z) for K > 1), C classes of a
+condition, N rows of a forward pass (B, K·B, or any number of z's). std is q's standard
 deviation exp(logvar / 2); sigma is the fixed standard deviation of the "gaussian" likelihood;
 sigmoid is the logistic function.
 
@@ -129,10 +130,10 @@ def _is_int(value):
 
 @dataclasses.dataclass
 class Forward:
-    """What ``VAE._forward`` computed, for the IWAE bound's backward and the evaluation methods.
+    """What ``VAE._forward`` computed, for the IWAE bound's backward (which scales the NLL
+    gradients by w̃/B), the evaluation methods and the models built on the VAE.
 
-    The NLL gradients are those of each sample's own sum over D, unscaled: the loss applies
-    its 1/B or w̃/B to them.
+    The NLL gradients are those of each sample's own sum over D, unscaled.
     """
 
     mu: np.ndarray  # (B, Z), the mean of q(z|x)
@@ -269,9 +270,10 @@ class VAE:
         or (B, Z) if k = 1, from ``rng`` (else the model's own generator). beta : the KL's weight
         ≥ 0. objective : "elbo", or "iwae" for the importance-weighted bound over the K samples
         (``_iwae_loss_and_grads``). free_bits : λ ≥ 0; if positive the KL term is
-        Σ_Z max(λ, KL_Z) (``distributions.free_bits_kl``). cond : (B, C), joined to x and to z
+        Σ_j max(λ, KL_j) (``distributions.free_bits_kl``). cond : (B, C), joined to x and to z
         (a CVAE's one-hot labels), or None. Returns the loss (float), grads (∂loss/∂param for
-        each key of ``params``) and stats ("loss", "recon": mean NLL, "kl": mean KL).
+        each key of ``params``) and stats ("loss", "recon": mean NLL, "kl": mean closed-form KL,
+        also with free bits, whose loss holds Σ_j max(λ, KL_j) instead).
         """
         cfg = self.config
         x = checks.as_batch(x, cfg.input_dim, self.dtype,
@@ -282,7 +284,7 @@ class VAE:
         if objective != "elbo":  # the importance-weighted bound: its own function, below
             return self._iwae_loss_and_grads(x, eps, beta, free_bits, objective, cond)
         p, (B, D), Z = self.params, x.shape, cfg.latent_dim
-        cond = np.zeros((B, 0), self.dtype) if cond is None else cond  # (B, C); C = 0: no label
+        cond = checks.as_cond(cond, B, self.cond_dim, self.dtype)  # (B, C); C = 0: no label
         # ---------------------------------------------------------------- forward
         # q(z|x): the encoder's trunk, then two heads on its last hidden layer h_enc.
         x_in = np.concatenate([x, cond], axis=1)  # (B, D + C)
@@ -306,7 +308,7 @@ class VAE:
         kl, dkl_dmu, dkl_dlogvar = kl_standard_normal(mu, logvar)  # (B,), (B, Z), (B, Z)
         kl_term = kl.mean()  # (1/B) Σ_b KL_b
         kl_scale = beta / B  # ∂(beta · kl_term)/∂KL_b
-        if free_bits:  # Σ_Z max(λ, KL_Z): dimensions under the floor λ get no KL gradient
+        if free_bits:  # Σ_j max(λ, KL_j): dimensions under the floor λ get no KL gradient
             kl_term, trained = free_bits_kl(mu, logvar, free_bits)  # float, (Z,) bool
             kl_scale = kl_scale * trained  # (Z,)
         recon = nll.mean()  # (1/(K·B)) Σ_kb NLL_kb
@@ -469,11 +471,7 @@ class VAE:
 
     def _cond(self, cond, n):
         """The condition as an (n, C) array: ``cond`` checked, or C = 0 columns for None."""
-        if cond is None and self.cond_dim:
-            raise TypeError(f"a {type(self).__name__} needs the labels: call it with y.")
-        if cond is None:
-            return np.zeros((n, 0), self.dtype)
-        return checks.as_batch(cond, self.cond_dim, self.dtype, name="cond")
+        return checks.as_cond(cond, n, self.cond_dim, self.dtype)
 
     def _forward(self, x, eps, cond=None, need_grad=True):
         """The loss's forward for the IWAE bound and the evaluation methods: q(z|x), the

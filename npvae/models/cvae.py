@@ -89,7 +89,7 @@ class CVAE(VAE):
     def __init__(self, input_dim, n_classes, hidden_dims=DEFAULT_HIDDEN_DIMS,
                  latent_dim=DEFAULT_LATENT_DIM, likelihood="bernoulli", activation="relu",
                  sigma=1.0, dtype=np.float32, seed=None):
-        self.n_classes = self.cond_dim = _n_classes(n_classes)  # C, read by _layer_shapes
+        self.n_classes = self.cond_dim = _n_classes(n_classes)  # C, read by VAE._cond
         super().__init__(input_dim, hidden_dims, latent_dim, likelihood, activation, sigma,
                          dtype, seed)
 

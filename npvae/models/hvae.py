@@ -8,7 +8,7 @@
                 z₁ ─► [dense ─► act] × n ─► mu₂, logvar₂                         q(z₂|z₁)
     samples     z₁ = mu₁ + e^{logvar₁/2} · eps₁,   z₂ = mu₂(z₁) + e^{logvar₂/2} · eps₂
 
-    loss = (1/(K·B)) Σ_kb [ NLL(x_b | z₁) + β (log q(z₁|x_b) − log p(z₁|z₂)) + β KL(q(z₂|z₁) ‖ N(0, I)) ]
+    loss = (1/(K·B)) Σ_kb [ NLL(x_b | z₁) + beta (log q(z₁|x_b) − log p(z₁|z₂)) + beta KL(q(z₂|z₁) ‖ N(0, I)) ]
 
 This is the negative ELBO of p(x, z₁, z₂) = p(x|z₁) p(z₁|z₂) p(z₂) under q(z₁|x) q(z₂|z₁).
 The top KL is in closed form given z₁. The middle term is left sampled: z₂ is drawn from
@@ -171,7 +171,7 @@ class HVAE(VAE):
 
     def _hierarchy_backward(self, f, log_q1, log_p1, kl2, kl_scale, scale):
         """The backward, from the loss to every weight. Every per-sample term enters the loss
-        with weight 1/(K·B) (``scale``), the KL terms with β/(K·B) (``kl_scale``)."""
+        with weight 1/(K·B) (``scale``), the KL terms with beta/(K·B) (``kl_scale``)."""
         grads = {}
         # 1. Output layer and decoder: NLL(x|z₁) ─► dz₁ (K·B, Z₁).
         dz1 = self._decode_backward([d * scale for d in f["dnll"]], f["decoder"], grads)

@@ -65,8 +65,8 @@ FLAG_NAMES = {"source": "--data"}  # the settings whose flag is not --<name>
 # Settings added after the first release, and what a run saved without them had.
 ADDED_SETTINGS = {"conditional": False, "textbook": False, "source": "files", "sigma": 1.0,
                   "latent_dims": None}
-TEST_BINARIZE_SEED = 0
-PLANT_NAMES = ("kl-half", "variance-as-std", "clamp-mask", "bias-sign", "kl-missing-1/B")  # the test set is binarized once, the same way for every run
+TEST_BINARIZE_SEED = 0  # the test set is binarized once, the same way for every run
+PLANT_NAMES = ("kl-half", "variance-as-std", "clamp-mask", "bias-sign", "kl-missing-1/B")
 
 
 class UsageError(NpvaeError, ValueError):

@@ -75,7 +75,7 @@ def _encode(model, x, y=None, batch_size=1000):
 def elbo(model, x, rng=None, batch_size=1000, y=None):
     """The evidence lower bound, averaged over the examples, in nats.
 
-    elbo = -(recon + kl),  recon = -log p(x|z) at one z = mu + σ·eps per example,
+    elbo = -(recon + kl),  recon = -log p(x|z) at one z = mu + std·eps per example,
     kl = KL(q(z|x) ‖ N(0, I)) in closed form (Kingma & Welling 2014, appendix B).
 
     Parameters
@@ -137,7 +137,7 @@ def log_likelihood(model, x, k=5000, rng=None, batch_size=None, max_rows=MAX_ROW
     """Importance-weighted estimate of log p(x), per example, in nats (Burda et al. 2016).
 
     log p(x) ≈ log (1/k) Σ_k w_k,   log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x),
-    with z_k = mu + σ·eps_k ~ q(z|x). The weights hold the sampled densities, never the
+    with z_k = mu + std·eps_k ~ q(z|x). The weights hold the sampled densities, never the
     analytic KL. Its expectation is the k-sample IWAE bound: below log p(x), rising with k.
 
     The work goes in chunks of at most ``max_rows`` decoder rows (examples × samples). When k

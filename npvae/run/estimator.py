@@ -12,6 +12,12 @@ learned ends in an underscore (``model_``, ``history_``, ``n_features_in_``); an
 ``random_state`` is an int (the same results every fit), a Generator (drawn from, so
 successive fits differ) or None (fresh entropy).
 
+It also passes scikit-learn's own checks (``check_estimator``, ``cross_val_score``,
+``GridSearchCV``) without depending on scikit-learn: ``__sklearn_tags__`` imports it only when
+scikit-learn itself asks. Integer input is converted to floats; a float32 or float64 X gives
+results of its own dtype; sparse, empty or ragged input, and a transform of another number of
+features than fit saw, are refused with a message saying what was expected.
+
 Shapes: N examples, D features, Z latent dimensions.
 """
 
@@ -112,13 +118,21 @@ class VAEEstimator:
         raise TypeError(f"random_state must be an int, a numpy Generator or None, got "
                         f"{type(self.random_state).__name__}.")
 
+    def __sklearn_tags__(self):
+        """scikit-learn's description of this estimator (scikit-learn ≥ 1.6 asks for it;
+        imported here, so npvae never needs scikit-learn otherwise): a transformer that needs
+        no y, takes dense 2-D float input and keeps float32 and float64."""
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=False),
+                    transformer_tags=TransformerTags(preserves_dtype=["float64", "float32"]),
+                    input_tags=InputTags(two_d_array=True, sparse=False, allow_nan=False),
+                    non_deterministic=self.random_state is None)
+
     def fit(self, X, y=None):
         """Train a new VAE on X, (N, D); y is ignored. Returns self."""
         rng = self._rng()
-        X = np.asarray(X)
-        if X.ndim != 2:
-            raise ValueError(f"X has shape {X.shape}; expected (N, D) = (examples, features). "
-                             f"Flatten images first, e.g. X.reshape(len(X), -1).")
+        X = _features(X)
         model = VAE(X.shape[1], hidden_dims=self.hidden_dims, latent_dim=self.latent_dim,
                     likelihood=self.likelihood, activation=self.activation, sigma=self.sigma,
                     dtype=self.dtype, seed=rng)
@@ -137,17 +151,29 @@ class VAEEstimator:
 
     # ------------------------------------------------------------------------ using the model
 
+    def _checked(self, X, n_features, name="X"):
+        """X as ``_features`` gives it, with the number of columns the model takes."""
+        X = _features(X, name)
+        if X.shape[1] != n_features:
+            raise ValueError(f"{name} has {X.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {n_features} features as input.")
+        return X
+
     def transform(self, X):
-        """The posterior means mu(x) of q(z|x): X (N, D)  ->  (N, Z)."""
-        return self._fitted().encode(X)[0]
+        """The posterior means mu(x) of q(z|x): X (N, D)  ->  (N, Z), of X's float dtype."""
+        model = self._fitted()
+        X = self._checked(X, self.n_features_in_)
+        return model.encode(X)[0].astype(X.dtype, copy=False)
 
     def fit_transform(self, X, y=None):
         """fit(X), then transform(X)."""
         return self.fit(X, y).transform(X)
 
     def inverse_transform(self, Z):
-        """The mean of p(x|z) at each z: Z (N, Z)  ->  (N, D)."""
-        return self._fitted().decode(Z)
+        """The mean of p(x|z) at each z: Z (N, Z)  ->  (N, D), of Z's float dtype."""
+        model = self._fitted()
+        Z = self._checked(Z, model.latent_dim, "Z")
+        return model.decode(Z).astype(Z.dtype, copy=False)
 
     def score(self, X, y=None, rng=None):
         """The mean ELBO of X in nats per example (higher is better), one z per example.
@@ -156,7 +182,8 @@ class VAEEstimator:
         (and two estimators scored on the same X) use the same noise.
         """
         rng = np.random.default_rng(0) if rng is None else rng
-        return elbo(self._fitted(), X, rng=rng)["elbo"]
+        model = self._fitted()
+        return elbo(model, self._checked(X, self.n_features_in_), rng=rng)["elbo"]
 
     def sample(self, n, rng=None, draw=False):
         """n images from the model, z ~ N(0, I): the mean of p(x|z), or with draw=True a draw
@@ -166,6 +193,36 @@ class VAEEstimator:
         """
         model = self._fitted()
         return model.sample(n, rng=self._rng() if rng is None else rng, draw=draw)
+
+
+def _features(X, name="X"):
+    """X as a dense (N, D) float array, N, D ≥ 1: integers and booleans converted to float64,
+    float32 and float64 kept; sparse matrices, text, and empty or 1-D input refused."""
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"{name} is a sparse matrix, and sparse input is not supported: pass a "
+                        f"dense array, e.g. {name}.toarray().")
+    X = np.asarray(X)
+    if X.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {name} holds complex numbers; pass "
+                         f"real features.")
+    if X.dtype.kind in "biu":
+        X = X.astype(np.float64)
+    elif X.dtype.kind != "f" or X.dtype.itemsize < 4:
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError) as exc:  # text or objects that are not numbers
+            raise type(exc)(f"{name} holds values that are not numbers: {exc}.") from None
+    if X.ndim != 2:
+        raise ValueError(f"{name} has shape {X.shape}; expected (N, D) = (examples, features), "
+                         f"a 2-D array. Reshape your data, e.g. flatten images with "
+                         f"{name}.reshape(len({name}), -1).")
+    if X.shape[0] == 0:
+        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 "
+                         f"is required.")
+    if X.shape[1] == 0:
+        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 "
+                         f"is required.")
+    return X
 
 
 def _same(a, b):

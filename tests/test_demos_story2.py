@@ -24,3 +24,37 @@ def test_toy_density_beats_one_gaussian(tmp_path, capsys, monkeypatch):
     assert np.all(np.isfinite([f["vae"] for f in result["per_seed"]]))
     assert "mean ± sd over 2 seeds" in capsys.readouterr().out
     _assert_pngs(tmp_path, ["toy_density.png"])
+
+
+TINY = ["--dataset", "fashion-mnist", "--epochs", "1", "--batch-size", "50"]
+
+
+def test_pca_vs_vae_samples_demo(fake_dataset, tmp_path, capsys):
+    result = _demo("pca_vs_vae_samples").main([*TINY, "--hidden", "16", "--latent", "3",
+                                               "--seeds", "0", "1", "--n-samples", "40",
+                                               "--out", str(tmp_path)])
+    summary = result["summary"]
+    for name, row in summary.items():
+        assert len(result["per_seed"][name]) == 2
+        assert np.isfinite(row["excess"][0]) and 0 <= row["sharp"][0] <= 1
+    # PPCA's noise only moves its samples farther from the data.
+    assert (summary["PPCA, with its noise"]["excess"][0]
+            > summary["PPCA, W z + mean"]["excess"][0])
+    assert "mean ± sd over 2 seeds" in capsys.readouterr().out
+    _assert_pngs(tmp_path, ["pca_vs_vae_samples.png"])
+
+
+def test_autoencoders_demo(fake_dataset, tmp_path, capsys):
+    result = _demo("autoencoders").main([*TINY, "--epochs", "2", "--seeds", "0", "1",
+                                         "--codes", "4", "200", "--width", "32",
+                                         "--n-eval", "100", "--out", str(tmp_path)])
+    codes, depth, sigma = result["codes"], result["depth"], result["sigma"]
+    # The wide code passes more of a random perturbation through, and reconstructs better.
+    assert codes[200]["gain"][0] > 2 * codes[4]["gain"][0]
+    assert codes[200]["test"][0] < codes[4]["test"][0]
+    assert len(depth) == 3 and all(np.isfinite(m) and m > 0 for m, _ in depth.values())
+    # Without the KL the encoder's σ is far smaller next to the spread of its means.
+    assert sigma[0.0][0] < sigma[1.0][0]
+    out = capsys.readouterr().out
+    assert "mean ± sd over 2 seeds" in out and "gain" in out
+    _assert_pngs(tmp_path, ["autoencoders.png"])

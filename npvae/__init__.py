@@ -10,7 +10,7 @@ The folders are the layers, each importing only from those above it in this list
     core/     the math a reader opens first: layers, distributions, the VAE and its loss,
               the optimizers, input checks. Imports nothing but NumPy.
     models/   models built on the core: the conditional VAE, the hierarchical VAE, the
-              plain autoencoder.
+              plain autoencoder, the softmax classifier, the semi-supervised VAE (M2).
     study/    what the source texts claim, measured: evaluation (log p(x), the KL per
               dimension), PPCA and EM, amortised inference, regularity.
     verify/   the checks a reader runs: finite differences, objective checks, planted bugs.
@@ -23,10 +23,13 @@ from .core.errors import CheckpointError, DataError, NpvaeError, TooLargeError
 from .core.optim import SGD, Adam
 from .core.vae import VAE, VAEConfig
 from .models.autoencoder import Autoencoder
+from .models.classifier import Classifier
+from .models.m2 import SemiSupervisedVAE
 from .models.cvae import CVAE
 from .models.hvae import HVAE
 from .models.fullcov import FullCovarianceVAE
 from .study import evaluate, inference, ppca, regularity
+from .study.latent import interpolate
 from .verify import gradcheck
 from .run import data
 from .run.checkpoint import load, save
@@ -37,5 +40,6 @@ __version__ = "0.1.0"
 
 __all__ = ["VAE", "VAEConfig", "Adam", "SGD", "gradcheck", "NpvaeError", "DataError",
            "CheckpointError", "TooLargeError", "train", "load", "save", "CVAE", "VAEEstimator",
-           "Autoencoder", "HVAE", "FullCovarianceVAE", "evaluate", "inference", "ppca", "regularity", "data",
-           "distributions", "layers", "optim", "checks", "__version__"]
+           "Autoencoder", "HVAE", "FullCovarianceVAE", "Classifier", "SemiSupervisedVAE",
+           "evaluate", "inference", "ppca", "regularity", "data",
+           "distributions", "layers", "optim", "checks", "interpolate", "__version__"]

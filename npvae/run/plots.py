@@ -321,6 +321,16 @@ def means_and_draws(model, n=10, n_draws=3, rng=None, context=""):
     return fig
 
 
+def _traversal(model, x, context, sds=np.linspace(-2.5, 2.5, 9)):
+    """The traversal figure: each dimension about the first image's code, over ±2.5 standard
+    deviations of the codes of x (N, D) about their mean."""
+    from ..study.latent import codes, traversal
+
+    z = codes(model, x).astype(np.float64)  # (N, Z)
+    values = z.mean(axis=0)[:, None] + z.std(axis=0)[:, None] * sds  # (Z, V)
+    return latent_traversal(traversal(model, x[0], values), sds, context)
+
+
 def _code(model, x, y=None):
     """Where x lands in latent space: an Autoencoder's code, or the posterior mean mu(x)."""
     code = model.encode(x, *_given(y))
@@ -391,6 +401,25 @@ def interpolations(model, x_a, x_b, steps=10, context=""):
 
 
 # --- curves and bars -----------------------------------------------------------------------
+
+
+@_styled
+def latent_traversal(images, values, context=""):
+    """One row per latent dimension, the decoded images as that dimension alone moves through
+    its values (``npvae.study.latent.traversal``). images : (Z, V, D); values : (V,) in standard
+    deviations of the test codes about their mean."""
+    Z, V, _ = images.shape
+    width = max(4.0, 0.55 * V + 1.0)
+    title = _fitted_title("Latent traversal: one dimension at a time", context, width)
+    fig, ax = plt.subplots(figsize=(width, 0.55 * Z + 0.55 + 0.25 * (title.count("\n") + 2)))
+    _show(ax, tile(images.reshape(Z * V, -1), V))
+    H, W = _shape_of(images.shape[2])
+    ax.set_yticks(np.arange(Z) * (H + 1) + H / 2, [f"z{j}" for j in range(Z)])
+    ax.tick_params(axis="y", length=0)
+    ax.set_title(title)
+    ax.set_xlabel(_fitted_title(f"z_j from {values[0]:g} to {values[-1]:+g} sd of the test "
+                                f"codes,  the rest at one image's code", "", width))
+    return fig
 
 
 @_styled
@@ -722,6 +751,10 @@ def _test_figures(model, x, labels, x_kl, out, dataset, context, skipped, rng, s
         pairs = min(4, len(x) // 2)
         written.append(savefig(interpolations(model, x[:pairs], x[pairs:2 * pairs],
                                               context=context), out / "interpolation.png"))
+    if model.latent_dim > 2 and model.conditional:
+        skipped.append(("traversal.png", "a CVAE decodes with a label"))
+    elif model.latent_dim > 2 and shape is not None:
+        written.append(savefig(_traversal(model, x, context), out / "traversal.png"))
     if model.latent_dim == 2:
         mu = _code(model, x, y)
         written.append(savefig(latent_scatter(mu, labels, dataset, context),

@@ -19,6 +19,8 @@ import numpy as np
 from ..core import distributions as dist
 from ..core import layers
 from ..models.autoencoder import Autoencoder
+from ..models.classifier import Classifier
+from ..models.m2 import SemiSupervisedVAE
 from ..models.cvae import CVAE
 from ..models.hvae import HVAE
 from ..core.vae import LOGVAR_MAX, LOGVAR_MIN, VAE
@@ -286,7 +288,25 @@ def all_checks(seed=0):
     y = np.arange(len(x)) % 3  # (B,) labels
     sections.append((f"CVAE: bernoulli, tanh, 3 classes, K=2\n  branches: "
                      f"{branches(model, x, y, eps)}", model_checks(model, x, y, eps)))
-    return sections + fullcov_sections(seed)
+    return sections + classifier_sections(seed) + fullcov_sections(seed)
+
+
+def classifier_sections(seed=0):
+    """The softmax classifier (its loss: the cross-entropy on logits) and the semi-supervised
+    VAE M2 on a labelled, an unlabelled (y = -1) and a mixed batch, every parameter each."""
+    rng = np.random.default_rng(seed)
+    x = (rng.uniform(size=(4, 6)) < 0.5).astype(np.float64)  # (B, D)
+    clf = Classifier(6, 3, hidden_dims=(5,), activation="tanh", dtype=np.float64, seed=seed)
+    sections = [("Classifier: softmax MLP, tanh, 1 hidden, 3 classes",
+                 model_checks(clf, x, np.array([0, 1, 2, 1])))]
+    m2 = SemiSupervisedVAE(6, 3, hidden_dims=(5,), latent_dim=3, activation="tanh",
+                           classifier_dims=(4,), alpha=0.7, dtype=np.float64, seed=seed)
+    eps = rng.standard_normal((2, 4, 3))  # (K, B, Z)
+    for what, y in (("labelled", [0, 1, 2, 1]), ("unlabelled", [-1, -1, -1, -1]),
+                    ("mixed", [0, -1, 2, -1])):
+        sections.append((f"SemiSupervisedVAE (M2): {what} batch, tanh, 3 classes, K=2",
+                         model_checks(m2, x, np.array(y), eps, beta=0.8)))
+    return sections
 
 
 def report(sections):

@@ -22,7 +22,7 @@ from npvae.run import plots
 
 
 def build_parser():
-    return _common.parser(__doc__.splitlines()[0], epochs=10, latent=2,
+    return _common.parser(__doc__.splitlines()[0], epochs=50, latent=2,
                           out="figures/latent2d/{dataset}")
 
 

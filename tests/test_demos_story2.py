@@ -58,3 +58,20 @@ def test_autoencoders_demo(fake_dataset, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "mean ± sd over 2 seeds" in out and "gain" in out
     _assert_pngs(tmp_path, ["autoencoders.png"])
+
+
+def test_overfit_autoencoder_quick_mode_prints_progress(fake_dataset, tmp_path, capsys):
+    _demo("overfit_autoencoder").main([*TINY, "--quick", "--epochs", "4", "--hidden", "16",
+                                       "--n-test", "20", "--progress", "2",
+                                       "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "on 30 images for 4 epochs" in out  # --quick's 30 images, the given epochs
+    assert "epoch     2/4" in out and "epoch     4/4" in out
+    _assert_pngs(tmp_path, ["overfit_autoencoder.png"])
+
+
+def test_hierarchy_trains_for_epochs_not_seconds(fake_dataset, tmp_path, capsys):
+    results = _demo("hierarchy").main([*TINY, "--epochs", "2", "--hidden", "16", "--latent",
+                                       "3", "--top", "2", "--k", "2", "--n-ll", "10",
+                                       "--out", str(tmp_path)])
+    assert all(r["epochs"] == 2 for name, r in results.items() if name != "layers")

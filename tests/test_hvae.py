@@ -198,3 +198,14 @@ def test_each_of_k_samples_is_scored_against_its_own_example(likelihood):
     for name, g in grads.items():
         np.testing.assert_allclose(g, np.mean([s[1][name] for s in singles], axis=0),
                                    rtol=1e-10, atol=1e-14, err_msg=name)
+
+
+def test_elbo_terms_are_the_losss_terms_per_example():
+    """elbo_terms gives, per example, the NLL and both layers' KL term at one sample: their
+    batch means are the loss's "recon" and "kl" (= kl1 + kl2) with the same eps."""
+    model, x, eps = _case("gaussian", K=1)
+    nll, kl = model.elbo_terms(x, eps[0])
+    _, _, stats = model.loss_and_grads(x, eps[0])
+    assert nll.shape == kl.shape == (4,)
+    assert nll.mean() == pytest.approx(stats["recon"], rel=1e-12)
+    assert kl.mean() == pytest.approx(stats["kl"], rel=1e-12)

@@ -459,7 +459,8 @@ ARGS = {
 EXTRA = {"dataset": _TEXT, "data_dir": _TEXT, "source": _TEXT, "origin": _TEXT, "seed": _INT0,
          "binarize": ARGS["binarize"], "test_fingerprint": _TEXT, "data_name": _TEXT,
          "image_shape": (lambda v: v is None or _ints(1, 2)[0](v),
-                         "the images' [H, W], two integers ≥ 1 (or null)")}
+                         "the images' [H, W], two integers ≥ 1 (or null)"),
+         "best_epoch": _INT1, "best_val_loss": (_is_number, "a finite number")}
 
 
 def check_metadata(meta):

@@ -323,6 +323,7 @@ def _train_in(out, args, settings, meta):
               f"{settings['likelihood']}; run folder {out}", flush=True)
     if args.resume is None:  # a new run (--overwrite, say): no old summary or history beside it
         runs.clear_outputs(out)
+    stopper = _early_stopping(args, x_val, out, meta)
     history = train(
         model, x_train, y=_labels_if(model, y_train), epochs=settings["epochs"],
         batch_size=settings["batch_size"], lr=settings["lr"], x_val=x_val,
@@ -332,6 +333,7 @@ def _train_in(out, args, settings, meta):
         objective=settings["objective"], k=settings["k"], free_bits=settings["free_bits"],
         resume=meta["path"] if args.resume else None, out_dir=out, verbose=verbose,
         val_seed=settings["seed"], fused=not settings["textbook"],
+        hooks=() if stopper is None else (stopper,),
         extra={"dataset": settings["dataset"], "data_dir": data_dir, "args": settings,
                "source": settings["source"], "seed": settings["seed"], "origin": run.origin,
                "data_name": run.name,
@@ -344,9 +346,26 @@ def _train_in(out, args, settings, meta):
             f"interrupted in the final evaluation; the trained run is saved in {out}, and "
             f"npvae train --resume {out} evaluates it and writes {runs.SUMMARY_FILE}.",
             out / checkpoint.FILENAME, len(history), history=history) from None
+    if stopper is not None:
+        summary.update(best_epoch=stopper.best_epoch, best_val_loss=stopper.best_loss,
+                       stopped_early=stopper.stopped_epoch is not None)
     checkpoint.save_json(out / runs.SUMMARY_FILE, summary)
     print(_summary_text(summary, out))
     return 0
+
+
+def _early_stopping(args, x_val, out, meta):
+    """The EarlyStopping hook that --early-stop and --save-best ask for, or None."""
+    from . import runs
+    from .training import EarlyStopping
+
+    if args.early_stop is None and not args.save_best:
+        return None
+    if x_val is None:
+        raise UsageError("--early-stop and --save-best follow the validation loss, and this run "
+                         "has no validation examples (--val 0); pass --val N with N > 0.")
+    return EarlyStopping(args.early_stop, out / runs.BEST_FILE if args.save_best else None,
+                         history=meta.get("history") or [])
 
 
 def _final_evaluation(model, run, settings, history, eval_k):
@@ -380,6 +399,12 @@ def _summary_text(s, out):
     if "log_likelihood" in t:
         lines.append(f"test log p(x) ≥ {t['log_likelihood']:8.2f} nats (IWAE bound, "
                      f"k = {t['k']}; npvae evaluate {out} --k 5000 for the full estimate)")
+    if "best_epoch" in s:
+        lines.append(f"lowest validation loss {s['best_val_loss']:.2f} at epoch "
+                     f"{s['best_epoch']}" + (f"; stopped early after epoch {s['epochs']}"
+                                             if s["stopped_early"] else "")
+                     + (f"; that model is in {out / 'best.npz'}"
+                        if (out / "best.npz").exists() else ""))
     lines.append(f"wrote {out / 'checkpoint.npz'}, history.json, history.csv, summary.json")
     return "\n".join(lines)
 
@@ -711,6 +736,12 @@ def build_parser():
                    help="importance samples per test example for the log-likelihood bound in "
                         "the summary (a few seconds at 10); 0 skips it (default: 10; npvae "
                         "evaluate --k 5000 gives the full estimate)")
+    g.add_argument("--early-stop", type=positive_int, metavar="N",
+                   help="stop once N epochs pass without a lower validation loss (needs --val "
+                        "> 0; given again on --resume)")
+    g.add_argument("--save-best", action="store_true",
+                   help="keep the model of the lowest validation loss in RUN/best.npz "
+                        "(needs --val > 0)")
     g.add_argument("--quiet", action="store_true", help="print only the summary")
     _add_verbose(p)
     p.set_defaults(func=cmd_train)

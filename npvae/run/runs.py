@@ -39,7 +39,8 @@ HISTORY_FILE = "history.json"
 HISTORY_CSV = "history.csv"  # the same records, one row per epoch, for a spreadsheet or pandas
 SUMMARY_FILE = "summary.json"
 # What a run writes beside its checkpoint; --overwrite clears them when the new run starts.
-OUTPUTS = (HISTORY_FILE, HISTORY_CSV, SUMMARY_FILE)
+BEST_FILE = "best.npz"  # npvae train --save-best: the model at its lowest validation loss
+OUTPUTS = (HISTORY_FILE, HISTORY_CSV, SUMMARY_FILE, BEST_FILE)
 LOCK_FILE = ".npvae-lock"
 
 

@@ -26,6 +26,7 @@ Shapes: N examples, B batch, D input.
 
 import contextlib
 import dataclasses
+import math
 import time
 
 import numpy as np
@@ -166,6 +167,9 @@ def train(model, x_train, *, y=None, epochs=10, batch_size=128, lr=1e-3, optimiz
         raise ValueError("pass either history or resume: resuming restores the saved history.")
     val_eps_seed, val_binarize_seed = np.random.SeedSequence(val_seed).spawn(2)
     arrays = _training_data(model, x_train, y, x_val, y_val, binarize, val_binarize_seed)
+    if arrays.x_val is None and any(getattr(h, "needs_validation", False) for h in hooks):
+        raise ValueError("early stopping and saving the best model follow the validation "
+                         "loss: pass x_val (npvae train: --val N with N > 0).")
     rng = model.rng if rng is None else checks.as_generator(rng, "rng")
     optimizer = Adam(model.params, lr=lr, fused=fused) if optimizer is None else optimizer
     _check_optimizer(optimizer, model)
@@ -219,6 +223,40 @@ def _check_optimizer(optimizer, model):
         raise ValueError("optimizer must update this model's own parameters: build it from "
                          "them, e.g. npvae.Adam(model.params, lr=1e-3) (this one holds other "
                          "arrays, so training would leave the model unchanged).")
+
+
+class EarlyStopping:
+    """A hook for ``train(..., hooks=[...])`` that follows the validation loss (x_val needed).
+
+    patience : N, or None: stop once N epochs have passed without a new lowest val_loss.
+    best_path : a checkpoint path, or None: each new lowest val_loss saves the model there
+        (``npvae.save``, atomically), so the file always holds the best epoch's parameters.
+    history : the records of a resumed run, so that its best epoch so far counts.
+    After training, ``best_epoch`` and ``best_loss`` name the best epoch, and ``stopped_epoch``
+    the epoch it stopped at (None if it did not stop early).
+    """
+
+    needs_validation = True
+
+    def __init__(self, patience=None, best_path=None, history=()):
+        self.patience = None if patience is None else checks.positive_int(patience, "patience")
+        self.best_path = best_path
+        past = [(r["val_loss"], r["epoch"]) for r in history if "val_loss" in r]
+        self.best_loss, self.best_epoch = min(past) if past else (math.inf, 0)
+        self.stopped_epoch = None
+
+    def __call__(self, epoch, record, model):
+        if record["val_loss"] < self.best_loss:
+            self.best_loss, self.best_epoch = record["val_loss"], epoch
+            if self.best_path is not None:
+                from .checkpoint import save
+
+                save(self.best_path, model, history=None,
+                     extra={"best_epoch": epoch, "best_val_loss": record["val_loss"]})
+        if self.patience is not None and epoch - self.best_epoch >= self.patience:
+            self.stopped_epoch = epoch
+            return True
+        return False
 
 
 def _training_data(model, x, y, x_val, y_val, binarize, val_binarize_seed):

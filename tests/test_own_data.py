@@ -77,26 +77,22 @@ def test_the_default_run_folder_is_named_after_the_data_file(tmp_path, monkeypat
 
 
 def test_plot_draws_every_figure_of_non_square_images_titled_by_the_data(wide_run, tmp_path,
-                                                                          capsys):
+                                                                          capsys, monkeypatch):
+    titles = []
+    real = plots.savefig
+
+    def spy(fig, path, dpi=100):
+        titles.extend(ax.title.get_text() for ax in fig.axes)
+        titles.append(fig._suptitle.get_text() if fig._suptitle is not None else "")
+        return real(fig, path, dpi)
+
+    monkeypatch.setattr(plots, "savefig", spy)
     assert cli.main(["plot", str(wide_run), "--out", str(tmp_path / "F")]) == 0
     out = capsys.readouterr().out
     written = sorted(p.name for p in (tmp_path / "F").iterdir())
     assert written == ["interpolation.png", "kl_per_dim.png", "latent_scatter.png",
                        "loss_curves.png", "manifold.png", "reconstructions.png", "samples.png"]
     assert "skipped" not in out
-
-
-def test_figure_titles_name_the_data_not_mnist(wide_run, tmp_path, monkeypatch):
-    titles = []
-    real = plots.savefig
-
-    def spy(fig, path, dpi=100):
-        titles.extend(t.get_text() for ax in fig.axes for t in (ax.title,))
-        titles.append(fig._suptitle.get_text() if fig._suptitle is not None else "")
-        return real(fig, path, dpi)
-
-    monkeypatch.setattr(plots, "savefig", spy)
-    plots.plot_checkpoint(wide_run, tmp_path / "F")
     joined = " ".join(titles)
     assert "wide.npz" in joined and "MNIST" not in joined
 

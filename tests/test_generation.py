@@ -69,3 +69,15 @@ def test_cvae_and_estimator_draw_too():
     est = npvae.VAEEstimator(latent_dim=2, hidden_dims=(8,), epochs=1, random_state=0).fit(x)
     assert np.isin(est.sample(6, draw=True), [0, 1]).all()
     assert not np.isin(est.sample(6), [0, 1]).all()
+
+
+def test_draws_use_the_clamped_log_variance_of_the_loss():
+    """The draw's standard deviation is e^{logvar_x / 2} with logvar_x clamped to [-30, 30],
+    as in the loss's terminal node: a head of ±80 draws with e^{±15}, not e^{±40}."""
+    model = npvae.VAE(3, hidden_dims=(), latent_dim=2, likelihood="gaussian-learned",
+                      dtype=np.float64, seed=0)
+    model.params["out_logvar.W"][...] = 0.0
+    model.params["out_logvar.b"][...] = [80.0, -80.0, 1.0]
+    z = _one_z_many_times(model)
+    residual = model.decode(z, draw=True, rng=np.random.default_rng(2)) - model.decode(z[:1])
+    np.testing.assert_allclose(residual.std(axis=0), np.exp([15.0, -15.0, 0.5]), rtol=0.03)

@@ -252,3 +252,22 @@ def test_a_posterior_that_is_not_diagonal_is_refused_where_it_matters():
         inference.optimize_q(model, x, steps=1)
     with pytest.raises(TypeError, match="needs a diagonal Gaussian q"):
         evaluate.kl_per_dimension(model, x)
+
+
+def test_npvae_plot_and_train_banner_of_an_hvae_name_both_layers(tmp_path, capsys, monkeypatch):
+    data_dir = fake_mnist(tmp_path / "data", n_train=120, n_test=30)
+    assert cli.main(["train", "--data-dir", str(data_dir), "--val", "20", "--hidden", "16",
+                     "--latent-dims", "3", "2", "--batch-size", "25", "--epochs", "1",
+                     "--eval-k", "0", "--out", str(tmp_path / "R")]) == 0
+    assert "model 784-16-3-2," in capsys.readouterr().out
+    drawn = {}
+    real = plots.kl_bars
+
+    def spy(kl, context="", layers=None):
+        drawn.update(kl=np.asarray(kl), context=context, layers=layers)
+        return real(kl, context, layers)
+
+    monkeypatch.setattr(plots, "kl_bars", spy)
+    assert cli.main(["plot", str(tmp_path / "R"), "--out", str(tmp_path / "F")]) == 0
+    assert drawn["layers"] == (3, 2) and drawn["kl"].shape == (5,)
+    assert "Z₁ = 3, Z₂ = 2" in drawn["context"]

@@ -137,6 +137,32 @@ def test_reparameterize_backward_sums_over_samples():
     np.testing.assert_allclose(dlogvar, (dz * eps * np.exp(logvar / 2) / 2).sum(axis=0))
 
 
+def test_logsumexp_is_exact_over_large_spreads():
+    """Shifted by the max, nothing overflows or underflows to a wrong value: log(e⁰ + e⁻¹⁰⁰⁰)
+    is 0 and log(e¹⁰⁰⁰ + e⁰) is 1000 to the last bit (e^±1000 is not a float64)."""
+    a = np.array([[0.0, -1000.0], [1000.0, 0.0], [-1000.0, -1001.0], [1.0, 2.0]])
+    with np.errstate(all="ignore"):  # the value alone must show a wrong shift
+        got = dist.logsumexp(a, axis=1)
+        got_t = dist.logsumexp(a.T, axis=0)
+    np.testing.assert_array_equal(got[:2], [0.0, 1000.0])
+    assert got[2] == -1000.0 + math.log1p(math.exp(-1.0))
+    assert got[3] == 2.0 + math.log1p(math.exp(-1.0))
+    np.testing.assert_array_equal(got_t, got)
+    f32 = dist.logsumexp(np.array([[100.0, 0.0], [-200.0, -201.0]], np.float32), axis=1)
+    assert f32.dtype == np.float32  # e^100 overflows float32 without the shift
+    np.testing.assert_allclose(f32, [100.0, -200.0 + math.log1p(math.exp(-1.0))], rtol=1e-7)
+
+
+def test_logsumexp_of_infinite_entries_without_nan_or_warning():
+    """An all -inf slice is log 0 = -inf, a +inf entry gives +inf, and a -inf entry beside
+    finite ones adds nothing; no NaN and no RuntimeWarning on the way."""
+    inf = np.inf
+    a = np.array([[-inf, -inf, -inf], [0.0, -inf, -inf], [inf, 1.0, -inf], [inf, inf, 0.0]])
+    with np.errstate(all="raise"):
+        got = dist.logsumexp(a, axis=1)
+    np.testing.assert_array_equal(got, [-inf, 0.0, inf, inf])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bernoulli_nll_makes_no_subnormal_number(dtype):
     """Very negative logits would make e = exp(-|l|) and sigmoid(l) subnormal (slow on some
@@ -149,3 +175,27 @@ def test_bernoulli_nll_makes_no_subnormal_number(dtype):
     assert not np.any((dlogits != 0) & (np.abs(dlogits) < tiny))
     reference = (np.logaddexp(0, logits.astype(np.float64)) - x * logits).sum()
     assert nll[0] == pytest.approx(reference, rel=4 * float(np.finfo(dtype).eps))
+
+
+def test_terminal_nodes_sum_over_the_last_axis_whatever_the_leading_axes():
+    """Each node sums over its last axis only: on (K, B, D) arrays its values and gradients
+    are those of the K·B rows computed as a (K·B, D) batch, reshaped (the IWAE bound hands
+    them (K, B, Z) samples)."""
+    rng = np.random.default_rng(4)
+    a, b, c = (rng.standard_normal((2, 3, 4)) for _ in range(3))
+    x01 = rng.uniform(size=(2, 3, 4))
+    cases = [
+        (dist.bernoulli_nll, (a, x01)),
+        (lambda m, x: dist.gaussian_nll(m, x, 0.7), (a, b)),
+        (dist.gaussian_nll_learned, (a, b, c)),
+        (dist.kl_standard_normal, (a, b)),
+        (lambda mu, logvar: (dist.kl_per_dimension(mu, logvar),), (a, b)),
+        (dist.gaussian_log_density, (a, b, c)),
+        (dist.standard_normal_log_density, (a,)),
+    ]
+    for node, args in cases:
+        whole = node(*args)
+        rows = node(*(arg.reshape(6, 4) for arg in args))
+        for got, want in zip(whole, rows):
+            np.testing.assert_allclose(got, want.reshape(got.shape), rtol=1e-13)
+            assert got.shape[:2] == (2, 3)

@@ -168,7 +168,8 @@ def logsumexp(a, axis):
     An all -inf slice gives -inf (the shift is taken as 0 where the max is not finite)."""
     a_max = a.max(axis=axis, keepdims=True)
     a_max = np.where(np.isfinite(a_max), a_max, 0)
-    return np.log(np.exp(a - a_max).sum(axis=axis)) + np.squeeze(a_max, axis=axis)
+    with np.errstate(divide="ignore"):  # log 0 = -inf, the answer for an all -inf slice
+        return np.log(np.exp(a - a_max).sum(axis=axis)) + np.squeeze(a_max, axis=axis)
 
 
 # ---------------------------------------------------------------------------- full covariance

@@ -271,3 +271,10 @@ def test_npvae_plot_and_train_banner_of_an_hvae_name_both_layers(tmp_path, capsy
     assert cli.main(["plot", str(tmp_path / "R"), "--out", str(tmp_path / "F")]) == 0
     assert drawn["layers"] == (3, 2) and drawn["kl"].shape == (5,)
     assert "Z₁ = 3, Z₂ = 2" in drawn["context"]
+
+
+def test_evaluate_of_a_full_covariance_posterior_leaves_out_only_the_kl_per_dimension():
+    model = npvae.FullCovarianceVAE(12, (8,), 3, seed=0)
+    result = evaluate.evaluate(model, _x(20), k=5, rng=np.random.default_rng(0))
+    assert "kl_per_dim" not in result and np.isfinite(result["log_likelihood"])
+    assert result["kl"] > 0 and 0 <= result["active_units"] <= 3

@@ -470,16 +470,18 @@ def cmd_evaluate(args):
                                     f"dec(enc(x))); an Autoencoder has no ELBO, log p(x) or KL)"))
         print("\n".join(f"{name:13s} {text}" for name, text in rows))
         return 0
-    kl = result["kl_per_dim"]
+    kl = result.get("kl_per_dim")
     rows += [
         ("ELBO", f"{result['elbo']:.2f} nats  (recon {result['recon']:.2f}, "
                  f"KL {result['kl']:.2f})"),
         ("log p(x|y)" if model.conditional else "log p(x)",
          f"{result['log_likelihood']:.2f} ± {result['log_likelihood_se']:.2f} nats  (IWAE, "
          f"k = {result['k']}; ± one standard error)"),
-        ("active units", f"{result['active_units']} of {len(kl)}  "
+        ("active units", f"{result['active_units']} of {model.latent_dim}  "
                          f"(Var_x E[z|x] > {evaluate.ACTIVE_THRESHOLD})"),
-        ("KL per dim", "  ".join(f"{v:.2f}" for v in kl)),
+        ("KL per dim", "  ".join(f"{v:.2f}" for v in kl) if kl is not None else
+         f"(none: a {type(model).__name__}'s q(z|x) is not diagonal, so its KL does not "
+         f"split over the dimensions)"),
     ]
     if hasattr(model, "latent_dims"):  # a hierarchical VAE: each layer on its own
         rows[-2:] = _layer_rows(model, x, np.random.default_rng(args.seed))

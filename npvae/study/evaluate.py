@@ -284,7 +284,8 @@ def evaluate(model, x, k=5000, rng=None, batch_size=None, threshold=ACTIVE_THRES
     -------
     dict: "n" (examples), "k", "elbo", "recon", "kl", "log_likelihood" (mean over x),
     "log_likelihood_se" (its standard error over the examples; NaN for one example),
-    "active_units", "kl_per_dim" (list of Z floats; Z₁ + Z₂ for an HVAE). For an
+    "active_units", "kl_per_dim" (list of Z floats; Z₁ + Z₂ for an HVAE; absent for a
+    q(z|x) of full covariance, whose KL does not split over the dimensions). For an
     Autoencoder, which has none of these, "n" and "recon" (``reconstruction_error``) only.
     """
     x = _data(model, x)
@@ -299,5 +300,6 @@ def evaluate(model, x, k=5000, rng=None, batch_size=None, threshold=ACTIVE_THRES
     result["log_likelihood_se"] = (float(log_p.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1
                                    else math.nan)
     result["active_units"] = active_units(model, x, threshold, y=y)
-    result["kl_per_dim"] = [float(v) for v in kl_per_dimension(model, x, y=y, rng=rng)]
+    if supports.has_diagonal_posterior(model):  # a full covariance does not split the KL
+        result["kl_per_dim"] = [float(v) for v in kl_per_dimension(model, x, y=y, rng=rng)]
     return result

@@ -31,13 +31,13 @@ def is_hierarchical(model):
 def plain_vae(model, what):
     """Refuse the models whose q or p(z) ``what`` does not handle: it assumes one layer of
     latents with prior N(0, I), q(z|x) = N(mu, diag e^logvar) and no condition."""
-    if (not isinstance(model, VAE) or is_hierarchical(model) or not _diagonal(model)
+    if (not isinstance(model, VAE) or is_hierarchical(model) or not has_diagonal_posterior(model)
             or model.conditional):
         raise TypeError(f"{what} supports the plain VAE (npvae.VAE: one layer of latents, "
                         f"prior N(0, I), no condition), not a {type(model).__name__}.")
 
 
-def _diagonal(model):
+def has_diagonal_posterior(model):
     """True when q(z|x) is the VAE's diagonal Gaussian, the heads mu and logvar alone (not an
     Autoencoder's code, nor a full-covariance posterior's extra head)."""
     return tuple(getattr(model, "encoder_heads", ())) == VAE.encoder_heads
@@ -47,7 +47,7 @@ def diagonal_posterior(model, what):
     """Refuse a model whose q(z|x) is not a diagonal Gaussian (one layer or two): ``what``
     splits the KL over the latent dimensions, which a full covariance does not allow."""
     latent_variable(model, what)
-    if not _diagonal(model):
+    if not has_diagonal_posterior(model):
         raise TypeError(f"{what} needs a diagonal Gaussian q(z|x) (VAE, CVAE or HVAE), whose "
                         f"KL splits over the dimensions; a {type(model).__name__}'s does not.")
 

@@ -231,3 +231,25 @@ def test_a_trained_cvae_classifies_by_bayes_rule():
     assert not np.any(labels == 0)
     with pytest.raises(ValueError, match="class probabilities that sum to 1"):
         npvae.evaluate.classify(model, x_test, prior=[0.5, 0.5])
+
+
+@pytest.mark.parametrize("objective", ["elbo", "iwae"])
+def test_the_loss_with_k_samples_joins_each_to_its_own_label(objective):
+    """The loss's own forward (not only ``nll``) tiles the condition: with K samples, the ELBO
+    and its gradient are the mean over k of the K = 1 ones, and the IWAE bound of one example
+    at a time (a batch of one has no labels to mix) adds up to the batch's."""
+    model = CVAE(6, 3, hidden_dims=(5,), latent_dim=2, dtype=np.float64, seed=0)
+    rng = np.random.default_rng(2)
+    x = (rng.uniform(size=(4, 6)) < 0.5).astype(np.float64)
+    y = np.array([0, 1, 2, 1])
+    eps = rng.standard_normal((3, 4, 2))
+    loss, grads, _ = model.loss_and_grads(x, y, eps, objective=objective)
+    if objective == "elbo":
+        singles = [model.loss_and_grads(x, y, eps[k]) for k in range(3)]
+    else:
+        singles = [model.loss_and_grads(x[b:b + 1], y[b:b + 1], eps[:, b:b + 1],
+                                        objective="iwae") for b in range(4)]
+    assert loss == pytest.approx(np.mean([s[0] for s in singles]), rel=1e-12)
+    for name, g in grads.items():
+        np.testing.assert_allclose(g, np.mean([s[1][name] for s in singles], axis=0),
+                                   rtol=1e-10, atol=1e-14, err_msg=name)

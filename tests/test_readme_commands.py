@@ -52,6 +52,8 @@ QUICK = {
     "iwae_vs_vae": SMALL + ["--k", "2", "--k-eval", "2", "--n-ll", "20"],
     "active_units_beta": SMALL + ["--betas", "1", "4"],
     "vae_vs_pca": SMALL,
+    "inference_gaps": SMALL + ["--seeds", "0", "--n-examples", "4", "--steps", "5", "--k-elbo",
+                               "10", "--k-log-px", "10", "--models", "diag"],
 }
 NPVAE_QUICK = {
     "train": ["--epochs", "1", "--hidden", "16", "--val", "100", "--eval-k", "2", "--quiet"],

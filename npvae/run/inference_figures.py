@@ -66,5 +66,4 @@ def inference_gaps_figure(summary, model, x, qs, n_grid=101, context=""):
             ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(_title("The inference gap split: approximation, diagonal q, amortisation",
                         context))
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.2, top=0.84, wspace=0.35)
     return fig

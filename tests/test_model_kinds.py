@@ -278,3 +278,16 @@ def test_evaluate_of_a_full_covariance_posterior_leaves_out_only_the_kl_per_dime
     result = evaluate.evaluate(model, _x(20), k=5, rng=np.random.default_rng(0))
     assert "kl_per_dim" not in result and np.isfinite(result["log_likelihood"])
     assert result["kl"] > 0 and 0 <= result["active_units"] <= 3
+
+
+def test_npvae_plot_skips_the_kl_per_dimension_of_a_full_covariance_posterior(tmp_path,
+                                                                             capsys):
+    data_dir = fake_mnist(tmp_path / "data", n_train=10, n_test=30)
+    x = np.random.default_rng(0).random((60, 784)).astype(np.float32)
+    npvae.train(npvae.FullCovarianceVAE(784, (16,), 2, seed=0), x, epochs=1, batch_size=30,
+                out_dir=tmp_path / "R", verbose=False,
+                extra={"dataset": "mnist", "data_dir": str(data_dir)})
+    assert cli.main(["plot", str(tmp_path / "R"), "--out", str(tmp_path / "F")]) == 0
+    out = capsys.readouterr().out
+    assert "skipped kl_per_dim.png: a FullCovarianceVAE's q(z|x) is not diagonal" in out
+    assert (tmp_path / "F" / "reconstructions.png").is_file()

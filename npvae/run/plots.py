@@ -728,6 +728,7 @@ def _test_figures(model, x, labels, x_kl, out, dataset, context, skipped, rng, s
     """The figures of ``plot_checkpoint`` drawn on test images x : (N, D) with their labels
     (N,), x_kl the images the KL is measured on: the list of Paths written."""
     from ..study.evaluate import kl_per_dimension
+    from ..study.supports import has_diagonal_posterior
 
     y = labels if model.conditional else None  # what a CVAE's calls are given
     written = []
@@ -740,6 +741,9 @@ def _test_figures(model, x, labels, x_kl, out, dataset, context, skipped, rng, s
                                out / "reconstructions.png"))
     if type(model).__name__ == "Autoencoder":
         skipped.append(("kl_per_dim.png", "an Autoencoder has no q(z|x) and no KL"))
+    elif not has_diagonal_posterior(model):
+        skipped.append(("kl_per_dim.png", f"a {type(model).__name__}'s q(z|x) is not "
+                                          f"diagonal, so its KL does not split over dimensions"))
     else:  # an HVAE: each layer against its own prior
         written.append(savefig(kl_bars(kl_per_dimension(model, x_kl, y=y, rng=rng), context,
                                        getattr(model, "latent_dims", None)),
@@ -943,29 +947,45 @@ def em_curves(histories, best, context=""):
 @_styled
 def true_posteriors(model, x, n=121, half_width=5.0, context=""):
     """For each image (rows of x (P, D)) and a 2-D VAE: the true posterior p(z|x) ∝ p(x|z) p(z)
-    on an n × n grid over [−w, w]², normalised, as a heat map; the encoder's q(z|x) as its 1σ
-    and 2σ ellipses; the image itself in the corner."""
+    as a heat map, normalised on an n × n grid; the encoder's q(z|x) as its 1σ and 2σ ellipses;
+    the image itself in the corner. Each panel is zoomed to where the two posteriors are: a
+    first grid over [−w, w]² finds p(z|x)'s mean and spread, and the panel covers 4 of each
+    one's standard deviations around p's and q's means (at least ±0.2)."""
     from matplotlib.patches import Ellipse
 
     u = np.linspace(-half_width, half_width, n)
-    grid = np.array([[a, b] for b in u for a in u], dtype=model.dtype)  # (n², 2)
-    fig, axes = plt.subplots(1, len(x), figsize=(3.3 * len(x), 3.5))
+    coarse = np.array([[a, b] for b in u for a in u], dtype=model.dtype)  # (n², 2)
+    fig, axes = plt.subplots(1, len(x), figsize=(3.3 * len(x), 3.6))
     mu, logvar = model.encode(x)
+
+    def posterior(p, grid):  # p(z|x) on the grid's points, normalised over them: (M,)
+        log_post = -_grid_nll(model, x[p], grid) - 0.5 * (grid.astype(np.float64) ** 2).sum(1)
+        post = np.exp(log_post - log_post.max())
+        return post / post.sum()
+
     for p, ax in enumerate(np.atleast_1d(axes)):
-        nll = _grid_nll(model, x[p], grid)  # (n²,)
-        log_post = -nll - 0.5 * (grid.astype(np.float64) ** 2).sum(axis=1)  # + const
-        post = np.exp(log_post - log_post.max()).reshape(n, n)
-        ax.imshow(post / post.sum(), origin="lower", extent=[-half_width, half_width] * 2,
-                  cmap="Greys")
+        w = posterior(p, coarse)
+        p_mean = w @ coarse  # (2,)
+        p_sd = np.sqrt(np.maximum(w @ (coarse - p_mean) ** 2, (u[1] - u[0]) ** 2))  # (2,)
         sd = np.exp(0.5 * logvar[p])
+        lo = np.minimum(p_mean - 4 * p_sd, mu[p] - 4 * sd)
+        hi = np.maximum(p_mean + 4 * p_sd, mu[p] + 4 * sd)
+        centre, half = (lo + hi) / 2, max(0.2, float((hi - lo).max()) / 2)
+        a, b = (np.linspace(c - half, c + half, n) for c in centre)
+        fine = np.array([[i, j] for j in b for i in a], dtype=model.dtype)  # (n², 2)
+        ax.imshow(posterior(p, fine).reshape(n, n), origin="lower", cmap="Greys",
+                  extent=[a[0], a[-1], b[0], b[-1]], aspect="auto")
         for k in (1, 2):
             ax.add_patch(Ellipse(mu[p], 2 * k * sd[0], 2 * k * sd[1], fill=False, color="C3",
                                  lw=1.2, ls="-" if k == 1 else "--"))
         inset = ax.inset_axes([0.0, 0.72, 0.28, 0.28])
         _show(inset, x[p].reshape(28, 28))
+        ax.set_xlim(a[0], a[-1])
+        ax.set_ylim(b[0], b[-1])
         ax.set_xlabel("z₁")
+        ax.set_ylabel("z₂")
         ax.set_title("p(z|x) (grey), q(z|x) (red)", fontsize=9)
-    fig.suptitle(_title("The true posterior and the encoder's guess", context))
+    fig.suptitle(_title("The true posterior and the encoder's guess (zoomed)", context))
     return fig
 
 

@@ -272,9 +272,7 @@ class VAE:
         (``_iwae_loss_and_grads``). free_bits : λ ≥ 0; if positive the KL term is
         Σ_j max(λ, KL_j) (``distributions.free_bits_kl``). cond : (B, C), joined to x and to z
         (a CVAE's one-hot labels), or None. Returns the loss (float), grads (∂loss/∂param for
-        each key of ``params``) and stats ("loss", "recon": mean NLL, "kl": mean closed-form KL,
-        also with free bits, whose loss holds Σ_j max(λ, KL_j) instead).
-        """
+        each key of ``params``), stats ("loss", "recon": mean NLL, "kl": mean closed-form KL)."""
         cfg = self.config
         x = checks.as_batch(x, cfg.input_dim, self.dtype,
                             unit_interval=cfg.likelihood == "bernoulli")

@@ -75,3 +75,19 @@ def test_hierarchy_trains_for_epochs_not_seconds(fake_dataset, tmp_path, capsys)
                                        "3", "--top", "2", "--k", "2", "--n-ll", "10",
                                        "--out", str(tmp_path)])
     assert all(r["epochs"] == 2 for name, r in results.items() if name != "layers")
+
+
+def test_subproblems_demo(fake_dataset, tmp_path, capsys):
+    result = _demo("subproblems").main([*TINY, "--hidden", "16", "--latent", "3",
+                                        "--seeds", "0", "1", "--steps", "30", "--k", "20",
+                                        "--n-eval", "50", "--batches", "8", "128",
+                                        "--out", str(tmp_path)])
+    summary = result["summary"]
+    # Each sub-problem alone raises the ELBO from its re-initialised start.
+    assert summary[("phi", "elbo")][0] > 0 and summary[("theta", "elbo")][0] > 0
+    # The minibatch gradient's error shrinks with B (roughly as 1/sqrt(B)).
+    spread = result["spread"]
+    assert spread[128][0] < 0.5 * spread[8][0]
+    out = capsys.readouterr().out
+    assert "mean ± sd over 2 seeds" in out and "× √B" in out
+    _assert_pngs(tmp_path, ["subproblems.png"])

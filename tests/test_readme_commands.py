@@ -54,6 +54,11 @@ QUICK = {
     "vae_vs_pca": SMALL,
     "inference_gaps": SMALL + ["--seeds", "0", "--n-examples", "4", "--steps", "5", "--k-elbo",
                                "10", "--k-log-px", "10", "--models", "diag"],
+    "toy_density": ["--n", "200", "--n-heldout", "100", "--epochs", "2", "--seeds", "0",
+                    "--k", "5", "--grid", "8", "--hidden", "16"],
+    "pca_vs_vae_samples": SMALL + ["--seeds", "0", "--n-samples", "20"],
+    "autoencoders": ["--epochs", "1", "--n-train", "300", "--n-test", "100", "--seeds", "0",
+                     "--codes", "4", "64", "--width", "16", "--n-eval", "50"],
 }
 NPVAE_QUICK = {
     "train": ["--epochs", "1", "--hidden", "16", "--val", "100", "--eval-k", "2", "--quiet"],

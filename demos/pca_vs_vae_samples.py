@@ -1,6 +1,6 @@
 """PCA cannot invent, a VAE can: samples of probabilistic PCA beside the VAE's, on MNIST.
 
-    python demos/pca_vs_vae_samples.py              # about 1 min on an idle 2-core machine
+    python demos/pca_vs_vae_samples.py              # 3 seeds x 20 epochs; idle time untimed (slow at load 11)
 
 Probabilistic PCA is a generative model too: z ~ N(0, I_Z), x = W z + mean + noise, with the
 noise N(0, σ² I) (``npvae.ppca.fit_ppca``, the maximum-likelihood fit, Tipping & Bishop 1999).

@@ -1,6 +1,6 @@
 """The two sub-problems of VAE training, and the spread of a minibatch gradient, on MNIST.
 
-    python demos/subproblems.py                     # about 2 min on an idle 2-core machine
+    python demos/subproblems.py                     # idle time untimed (slow at load 11)
 
 The ELBO is maximised over two sets of weights at once, and each answers its own question:
 

@@ -1,6 +1,6 @@
 """Simple conditionals compose into a complex p(x): a VAE fitted to a ring in the plane.
 
-    python demos/toy_density.py                     # about 40 s on an idle 2-core machine
+    python demos/toy_density.py                     # 46 s of CPU time (119 s on a loaded 2-core machine)
 
 Every conditional p(x|z) of the VAE is one axis-aligned Gaussian, a blob; a Gaussian p(x) is a
 single ellipse and cannot draw a ring. Yet p(x) = ∫ p(x|z) p(z) dz is an infinite mixture of

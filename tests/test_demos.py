@@ -72,7 +72,7 @@ def test_mnist_demo_and_plots_from_its_checkpoint(data_dir, tmp_path, capsys):
     model = npvae.load(out / "checkpoint.npz")
     assert model.latent_dim == 4 and model.config.hidden_dims == (16,)
     written = plots.plot_checkpoint(out, tmp_path / "replot")
-    assert {p.name for p in written} == {*figures, "interpolation.png"}
+    assert {p.name for p in written} == {*figures, "interpolation.png", "traversal.png"}  # Z > 2
     assert_pngs(tmp_path / "replot", [p.name for p in written])
 
 

@@ -59,6 +59,8 @@ QUICK = {
     "pca_vs_vae_samples": SMALL + ["--seeds", "0", "--n-samples", "20"],
     "autoencoders": ["--epochs", "1", "--n-train", "300", "--n-test", "100", "--seeds", "0",
                      "--codes", "4", "64", "--width", "16", "--n-eval", "50"],
+    "subproblems": SMALL + ["--seeds", "0", "--steps", "3", "--k", "2", "--n-eval", "20",
+                            "--batches", "8", "64"],
 }
 NPVAE_QUICK = {
     "train": ["--epochs", "1", "--hidden", "16", "--val", "100", "--eval-k", "2", "--quiet"],

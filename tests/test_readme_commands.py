@@ -153,14 +153,19 @@ def run(words, monkeypatch):
 
 
 def test_every_command_of_every_page_runs_offline(newcomer, monkeypatch, capsys):
-    """The pages in order, in one folder, each distinct command once (a later page may use
-    what an earlier one made, as a reader who read them in order would have it)."""
-    done, failed = [], []
+    """The pages in order, in one folder (a later page may use what an earlier one made, as a
+    reader who read them in order would have it): every command of the README, and of the
+    docs pages each demo and each npvae command not run before, with the flags first shown
+    (so that the suite stays within its few minutes; every demo's own flags are tested in
+    tests/test_demos*.py)."""
+    done, ran, failed = [], set(), []
     for page in PAGES:
         for words in commands((ROOT / page).read_text()):
-            if words in done:
+            script = tuple(words[:2])
+            if words in done or (page != "README.md" and script in ran):
                 continue
             done.append(words)
+            ran.add(script)
             try:
                 code = run(words, monkeypatch)
             except Exception as exc:  # noqa: BLE001  (a demo's crash is a failed command)
@@ -168,7 +173,7 @@ def test_every_command_of_every_page_runs_offline(newcomer, monkeypatch, capsys)
             err = capsys.readouterr().err
             if code != 0:
                 failed.append((page, shlex.join(words), code, err.strip().splitlines()[-1:]))
-    assert len(done) >= 40
+    assert len(done) >= 25
     assert not failed, failed
 
 

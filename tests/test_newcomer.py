@@ -128,3 +128,17 @@ def test_the_synthetic_linear_vae_pca_demo_writes_under_synthetic(monkeypatch):
                                                  "fashion-mnist"])) == \
         "figures/linear_vae_pca/fashion-mnist"
     assert out(module.build_parser().parse_args(["--out", "x"])) == "x"
+
+
+def test_a_gaussian_runs_positive_elbo_is_explained(tmp_path, capsys):
+    """Issue 24.2: a Gaussian likelihood's ELBO may be positive, and the output says why,
+    with its sigma; a Bernoulli run's output has no such note."""
+    from npvae.run.cli import _summary_text
+
+    summary = {"epochs": 1, "seconds_per_epoch": 1.0, "examples_per_s": 10.0, "data": "mine",
+               "dataset": "mine", "test": {"elbo": 812.3, "recon": -830.0, "kl": 17.7, "n": 5},
+               "config": npvae.VAE(4, (3,), 2, likelihood="gaussian", sigma=0.05).config.to_dict()}
+    text = _summary_text(summary, tmp_path)
+    assert "sigma = 0.05, variance c = 0.0025" in text and "may be positive" in text
+    summary["config"] = npvae.VAE(4, (3,), 2).config.to_dict()
+    assert "may be positive" not in _summary_text(summary, tmp_path)

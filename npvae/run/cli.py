@@ -387,6 +387,17 @@ def _final_evaluation(model, run, settings, history, eval_k):
             "config": model.config.to_dict(), "settings": settings, "test": test}
 
 
+def _density_note(config):
+    """For a Gaussian likelihood, why its ELBO and log p(x) may be positive, and its sigma."""
+    if config["likelihood"] == "bernoulli":
+        return None
+    scale = (f"sigma = {config['sigma']:g}, variance c = {config['sigma'] ** 2:g}"
+             if config["likelihood"] == "gaussian" else "a variance learned for every pixel")
+    return (f"note: a Gaussian likelihood ({scale}) is a density over real values, not a "
+            f"probability: it exceeds 1 where it is narrow, so the ELBO and log p(x) may be "
+            f"positive")
+
+
 def _summary_text(s, out):
     t = s["test"]
     lines = []
@@ -405,6 +416,8 @@ def _summary_text(s, out):
                                              if s["stopped_early"] else "")
                      + (f"; that model is in {out / 'best.npz'}"
                         if (out / "best.npz").exists() else ""))
+    if _density_note(s["config"]):
+        lines.append(_density_note(s["config"]))
     lines.append(f"wrote {out / 'checkpoint.npz'}, history.json, history.csv, summary.json")
     return "\n".join(lines)
 
@@ -485,6 +498,8 @@ def cmd_evaluate(args):
     ]
     if hasattr(model, "latent_dims"):  # a hierarchical VAE: each layer on its own
         rows[-2:] = _layer_rows(model, x, np.random.default_rng(args.seed))
+    if _density_note(c.to_dict()):
+        rows.append(("", _density_note(c.to_dict())))
     print("\n".join(f"{name:13s} {text}" for name, text in rows))
     return 0
 

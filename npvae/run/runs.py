@@ -257,7 +257,7 @@ class Run:
                     f"once fixed, continue from it with npvae train --resume {self.out_dir} (or "
                     f"npvae.train(..., resume={str(self.ckpt_path)!r})).")
         else:
-            kept = (f"No checkpoint of this run had been written yet"
+            kept = ("No checkpoint of this run had been written yet"
                     + (f" (the older {self.ckpt_path} is untouched)" if self.ckpt_path.exists()
                        else "") + "; once fixed, start the run again.")
         return files.WriteError(f"training stopped: {err} {kept}", err.path, err.code)

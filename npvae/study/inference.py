@@ -42,15 +42,24 @@ def elbo_of_q_and_grads(model, x, mu, logvar, eps):
     """
     B = x.shape[0]
     z, sampler_cache = reparameterize_forward(mu, logvar, eps)  # (K, B, Z)
-    nll, dnll_dheads, decoder_cache = model._decode_nll(x, z, model._cond(None, B))  # (K, B)
-    K = z.shape[0]
-    dheads = [d / (K * B) for d in dnll_dheads]  # step 1, each (K·B, D)
-    dz = model._decode_backward(dheads, decoder_cache, {}).reshape(z.shape)  # step 2
+    recon, dz = recon_and_dz(model, x, z)  # steps 1 and 2
     dmu, dlogvar = reparameterize_backward(dz, sampler_cache)  # step 3
     kl, dkl_dmu, dkl_dlogvar = kl_standard_normal(mu, logvar)  # step 4
     dmu += dkl_dmu / B
     dlogvar += dkl_dlogvar / B
-    return float(nll.mean() + kl.mean()), dmu, dlogvar
+    return recon + float(kl.mean()), dmu, dlogvar
+
+
+def recon_and_dz(model, x, z):
+    """Steps 1 and 2 of the loss's backward with the decoder fixed: the mean NLL of x at the
+    samples z, (1/(K·B)) Σ_kb NLL_kb, and its gradient dz with respect to z, of z's shape.
+    x : (B, D), z : (K, B, Z)  ->  recon (float), dz (K, B, Z). The decoder's weight gradients
+    are computed on the way and dropped."""
+    B, K = x.shape[0], z.shape[0]
+    nll, dnll_dheads, decoder_cache = model._decode_nll(x, z, model._cond(None, B))  # (K, B)
+    dheads = [d / (K * B) for d in dnll_dheads]  # step 1: 1/(K·B), each (K·B, D)
+    dz = model._decode_backward(dheads, decoder_cache, {}).reshape(z.shape)  # step 2
+    return float(nll.mean()), dz
 
 
 def elbo_of_q(model, x, mu, logvar, k=100, rng=None):

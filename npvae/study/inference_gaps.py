@@ -38,6 +38,7 @@ from ..core.optim import Adam
 from ..core.vae import VAE
 from ..models.fullcov import FullCovarianceVAE
 from ..models.hvae import HVAE
+from .inference import recon_and_dz
 
 
 def check_model(model, what):
@@ -65,16 +66,13 @@ def elbo_of_full_q_and_grads(model, x, mu, logvar, offdiag, eps):
     B = x.shape[0]
     L, chol_cache = cholesky_forward(logvar, offdiag)  # (B, Z, Z)
     z, sampler_cache = full_reparameterize_forward(mu, L, eps)  # (K, B, Z)
-    nll, dnll_dheads, decoder_cache = model._decode_nll(x, z, model._cond(None, B))  # (K, B)
-    K = z.shape[0]
-    dheads = [d / (K * B) for d in dnll_dheads]  # step 1, each (K·B, D)
-    dz = model._decode_backward(dheads, decoder_cache, {}).reshape(z.shape)  # step 2
+    recon, dz = recon_and_dz(model, x, z)  # steps 1 and 2
     dmu, dL = full_reparameterize_backward(dz, sampler_cache)  # step 3
     kl, dkl_dmu, dkl_dL = kl_full_standard_normal(mu, L)  # step 4
     dmu += dkl_dmu / B
     dL += dkl_dL / B
     dlogvar, doffdiag = cholesky_backward(dL, chol_cache)
-    return float(nll.mean() + kl.mean()), dmu, dlogvar, doffdiag
+    return recon + float(kl.mean()), dmu, dlogvar, doffdiag
 
 
 def encoder_q(model, x):

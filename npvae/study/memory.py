@@ -20,7 +20,6 @@ set once, at the first evaluation. On other C libraries it does nothing.
 
 import ctypes
 import ctypes.util
-import os
 import sys
 
 

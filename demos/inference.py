@@ -37,6 +37,8 @@ def build_parser():
     p = _common.parser(__doc__.splitlines()[0], epochs=10, latent=2, hidden=(400,),
                        out="figures/inference/{dataset}")
     p.add_argument("--steps", type=int, default=400, help="Adam steps on the encoder alone")
+    p.add_argument("--n-gap", type=int, default=200,
+                   help="test images whose amortisation gap is measured (default: 200)")
     return p
 
 
@@ -105,9 +107,10 @@ def main(argv=None):
           "can lower log p(x) while it raises the bound")
     model = _common.model_from_args(args)
     _common.train(model, args, x_train, x_val, rng)
-    gap = inference.amortization_gap(model, x_test[:200], rng=np.random.default_rng([args.seed, 4]))
+    gap = inference.amortization_gap(model, x_test[:args.n_gap],
+                                     rng=np.random.default_rng([args.seed, 4]))
     means = {key: float(value.mean()) for key, value in gap.items()}
-    print(f"3. amortisation, 200 test images: ELBO of the encoder's q {means['elbo_encoder']:.2f}, "
+    print(f"3. amortisation, {len(gap['log_px'])} test images: ELBO of the encoder's q {means['elbo_encoder']:.2f}, "
           f"of the best q per image {means['elbo_optimal']:.2f}, log p(x) (IWAE, k = 1000) "
           f"{means['log_px']:.2f}: an amortisation gap of "
           f"{means['elbo_optimal'] - means['elbo_encoder']:.2f} nats and an approximation gap "

@@ -88,7 +88,8 @@ def test_overfit_autoencoder_demo(fake_dataset, tmp_path):
 
 
 def test_inference_demo(fake_dataset, tmp_path, capsys):
-    result = _demo("inference").main([*TINY, "--steps", "20", "--out", str(tmp_path)])
+    result = _demo("inference").main([*TINY, "--steps", "20", "--n-gap", "20",
+                                      "--out", str(tmp_path)])
     curves = result["identity"]
     np.testing.assert_allclose(curves["log_px"] - curves["elbo"] - curves["kl"], 0, atol=1e-9)
     assert np.ptp(curves["log_px"]) < 1e-9  # θ frozen: log p(x) does not move

@@ -44,7 +44,7 @@ QUICK = {
     "overfit_autoencoder": SMALL + ["--n-train", "40", "--n-test", "20"],
     "regularity": SMALL + ["--collapse-steps", "5"],
     "decoder_variance": SMALL + ["--sigmas", "0.1", "0.3"],
-    "inference": SMALL + ["--steps", "5"],
+    "inference": SMALL + ["--steps", "5", "--n-gap", "10"],
     "estimators": SMALL + ["--ks", "1", "5", "--repeats", "1", "--n-images", "5"],
     "classifier": SMALL + ["--k", "2", "--n-classify", "20"],
     "hierarchy": SMALL + ["--seconds", "0.5", "--k", "2", "--n-ll", "20"],

@@ -24,7 +24,7 @@ the mean of its variances is marked on the curve as the maximum-likelihood choic
 
 Below σ ≈ 0.3 the squared error barely moves while the KL falls several-fold; from σ ≈ 0.6 on
 the error climbs towards the mean image's and the reconstructions visibly blur
-(docs/story_numbers.md has the numbers and the measured time: about 2 minutes of CPU time;
+(docs/story.md has the numbers and the measured time: about 2 minutes of CPU time;
 ``--seeds 0`` for a third of that).
 
     python demos/decoder_variance.py --sigmas 0.1 1 --seeds 0 --epochs 1   # quick

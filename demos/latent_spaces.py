@@ -26,7 +26,7 @@ mu(x)) on training and test images for all three models, mean ± sd over --seeds
 between the VAE and the autoencoder in units of the larger sd. The claim needs training: after 5
 epochs the autoencoder (which moves its codes far from the origin, and so from where Adam's
 first steps leave them) still reconstructs worse than the VAE; 15 epochs on the 7,200 training
-images of the bundled MNIST split are enough for the order to settle (docs/story_numbers.md has
+images of the bundled MNIST split are enough for the order to settle (docs/story.md has
 the numbers and the measured time: about 2.7 minutes of CPU time; ``--seeds 0`` for a third).
 
 It writes latent_spaces.png to --out: the posterior means of the test images (first seed), side

@@ -25,7 +25,7 @@ The numbers (``npvae.study.regularity``), all on the test images:
   the codes occupy to the nearest training image, and the unevenness of straight paths between
   codes (the largest pixel change of a step over the mean step; 1 is an even path).
 
-What they show, on MNIST (3 seeds; docs/story_numbers.md has the run): the autoencoder's failure
+What they show, on MNIST (3 seeds; docs/story.md has the run): the autoencoder's failure
 is that its codes have nothing to do with the prior. 93 % of them lie beyond |z| = 3 (the VAE:
 17 %), reaching |z| ≈ 35, and the moment-matched KL is 80 nats against 0.6, so draws from N(0, I)
 land in a small corner of its code region: they decode to about 3.4 classes (the VAE's: 7.2) and
@@ -40,7 +40,7 @@ A second run shows why the KL is needed even with the noise kept: a VAE trained 
 shrinks its encoder's σ towards 0, so that q(z|x) becomes a point and the VAE an autoencoder.
 
 Writes regularity.png (the first seed's models, four views each) and sigma_collapse.png to
---out. The default run takes about 140 s of CPU time (docs/story_numbers.md); ``--seeds 0
+--out. The default run takes about 140 s of CPU time (docs/story.md); ``--seeds 0
 --collapse-steps 300`` about a quarter of that.
 """
 

@@ -165,6 +165,11 @@ EQUIVALENT = {
      "a_max = np.where(np.isfinite(a_max), a_max, 0)", 48, "0 -> 1"):
         "the shift used where the max is ±inf: any finite shift gives log(0) - c = -inf for an "
         "all -inf slice and log(inf) + c = inf for a +inf one, the same values",
+    ("npvae/models/classifier.py", "Classifier.loss_and_grads",
+     "dlogits, logits_cache, need_dx=self._depth > 0)", 43, "> -> >="):
+        "need_dx only saves work: with no hidden layer (depth 0) the mutant also computes "
+        "dh = dlogits Wᵀ, which mlp_backward over zero layers never reads; every gradient is "
+        "the same",
     ("npvae/core/vae.py", "VAE._draw_x",
      "return (rng.random(mean.shape, dtype=self.dtype) < mean).astype(self.dtype)", 20,
      "< -> <="):

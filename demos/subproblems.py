@@ -187,8 +187,10 @@ def figure(rows, spread, context):
         axes[2].set_yscale("log")
         axes[2].set_xticks(B, [str(b) for b in B])
         axes[2].xaxis.set_minor_formatter(plt.NullFormatter())
+        # ticks at 1, 2 and 5 times each power of ten, so the log axis shows several values
+        axes[2].yaxis.set_major_locator(plt.LogLocator(subs=(1.0, 2.0, 5.0)))
         axes[2].yaxis.set_minor_formatter(plt.NullFormatter())
-        axes[2].yaxis.set_major_formatter(plt.ScalarFormatter())
+        axes[2].yaxis.set_major_formatter(plt.FormatStrFormatter("%g"))
         axes[2].set_xlabel("minibatch size B")
         axes[2].set_ylabel("‖g_B − g‖ / ‖g‖")
         axes[2].set_title("minibatch gradient against the full batch", fontsize=9)

@@ -127,3 +127,19 @@ def test_clear_errors():
         npvae.train(clf, x, epochs=1, verbose=False)
     with pytest.raises(ValueError, match="no ELBO"):
         npvae.train(clf, x, y=np.array([0, 1]), beta=0.5, epochs=1, verbose=False)
+
+
+def test_log_softmax_normalises_the_last_axis_of_any_array():
+    logits = 5 * np.random.default_rng(1).standard_normal((2, 3, 4))  # (K, B, C)
+    np.testing.assert_allclose(log_softmax(logits), scipy.special.log_softmax(logits, axis=-1),
+                               atol=1e-12)
+
+
+def test_the_stats_report_the_batchs_accuracy_at_the_argmax():
+    rng = np.random.default_rng(2)
+    x, y = _blobs(40, rng)
+    model = Classifier(6, 3, hidden_dims=(5,), seed=0)
+    model.params["logits.b"][:] = np.array([0.0, 50.0, 0.0])  # every prediction is class 1
+    stats = model.loss_and_grads(x, y)[2]
+    assert stats["accuracy"] == pytest.approx(np.mean(y == 1))
+    assert stats["accuracy"] == pytest.approx(np.mean(model.predict(x) == y))

@@ -195,3 +195,16 @@ def test_the_gap_functions_refuse_models_they_cannot_read():
                   npvae.CVAE(6, n_classes=3, hidden_dims=(4,), latent_dim=2, seed=0)):
         with pytest.raises(TypeError, match="supports npvae.VAE and npvae.FullCovarianceVAE"):
             inference_gaps.inference_gaps(model, x, steps=1, k_elbo=1, k_log_px=1)
+
+
+def test_elbo_terms_are_the_losss_two_terms_per_example():
+    model, x, eps = gradcheck.small_model_case(
+        dict(likelihood="bernoulli", activation="tanh", hidden_dims=(6,)), 1, 0,
+        model_cls=FullCovarianceVAE)
+    nll, kl = model.elbo_terms(x, eps)
+    mu, L = model.encode_full(x)
+    np.testing.assert_allclose(kl, dist.kl_full_standard_normal(mu, L)[0], rtol=1e-12)
+    loss, _, stats = model.loss_and_grads(x, eps=eps)
+    assert nll.shape == kl.shape == (len(x),)
+    assert loss == pytest.approx(nll.mean() + kl.mean(), rel=1e-12)
+    assert stats["kl"] == pytest.approx(kl.mean(), rel=1e-12)

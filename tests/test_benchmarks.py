@@ -80,3 +80,22 @@ def test_the_subnormal_penalty_runs_each_operation_on_both_kinds_of_input(epoch_
     result = epoch_time.subnormal_penalty(n=1000, repeats=2)
     assert "a *= 0.9" in result and "exp(a), result subnormal" in result
     assert all(len(pair) == 2 and min(pair) >= 0 for pair in result.values())
+
+
+def test_demo_times_runs_a_demo_as_a_user_does_and_keeps_its_output(tmp_path, capsys):
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        demo_times = importlib.import_module("demo_times")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    assert demo_times.main(["--only", "linear_autoencoder", "--args", "--epochs 20",
+                            "--keep", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("linear_autoencoder"))
+    wall, cpu, code = row.split()[1:4]
+    assert float(wall) >= 0 and float(cpu) >= 0 and code == "0"
+    kept = tmp_path / "linear_autoencoder"
+    assert "angle" in (kept / "output.txt").read_text().lower()
+    assert list(kept.rglob("*.png"))  # the demo's figure, in its own folder
+    wall, cpu, code, _ = demo_times.time_demo("linear_autoencoder", ["--no-such-flag"], 60)
+    assert code == 2

@@ -170,6 +170,9 @@ EQUIVALENT = {
         "need_dx only saves work: with no hidden layer (depth 0) the mutant also computes "
         "dh = dlogits Wᵀ, which mlp_backward over zero layers never reads; every gradient is "
         "the same",
+    ("npvae/models/m2.py", "SemiSupervisedVAE.loss_and_grads",
+     "dlogits, logits_cache, need_dx=self._classifier_depth > 0)", 43, "> -> >="):
+        "the same as the classifier's: with a linear classifier the extra dh is never read",
     ("npvae/core/vae.py", "VAE._draw_x",
      "return (rng.random(mean.shape, dtype=self.dtype) < mean).astype(self.dtype)", 20,
      "< -> <="):

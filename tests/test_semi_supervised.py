@@ -202,3 +202,32 @@ def test_predict_proba_is_the_softmax_of_the_classifier():
     x, _ = _batch(3)
     logits = x @ model.params["logits.W"] + model.params["logits.b"]
     np.testing.assert_allclose(model.predict_proba(x), scipy.special.softmax(logits, axis=1))
+
+
+@pytest.mark.parametrize("y", [[2, -1, 0, -1], [-1, -1, -1, -1], [0, 1, 2, 1]],
+                         ids=["mixed", "unlabelled", "labelled"])
+def test_the_stats_are_the_losss_terms_per_example(y):
+    """recon and kl are the weighted sums Σ_r w_r NLL_r / B and Σ_r w_r KL_r / B (beta = 1),
+    ce the labelled examples' mean cross-entropy, entropy the unlabelled ones' mean H(q); so
+    loss = recon + kl + (alpha · B_l · ce − B_u · entropy) / B, and a term with no examples
+    is 0."""
+    model = _m2()
+    cvae = _cvae_twin(model)
+    x, rng = _batch()
+    y, eps = np.array(y), rng.standard_normal((4, Z))
+    q = model.predict_proba(x)  # (B, C)
+    lab, unl = np.flatnonzero(y >= 0), np.flatnonzero(y < 0)
+    rows = [(b, y[b], 1.0) for b in lab] + [(b, c, q[b, c]) for b in unl for c in range(C)]
+    terms = np.array([[w, *(t[0] for t in cvae.elbo_terms(x[b:b + 1], np.array([c]),
+                                                          eps[b:b + 1]))]
+                      for b, c, w in rows])  # (R, 3): weight, NLL, KL
+    loss, _, stats = model.loss_and_grads(x, y, eps=eps)
+    assert stats["recon"] == pytest.approx(terms[:, 0] @ terms[:, 1] / 4, rel=1e-12)
+    assert stats["kl"] == pytest.approx(terms[:, 0] @ terms[:, 2] / 4, rel=1e-12)
+    ce = -np.log(q[lab, y[lab]]).mean() if len(lab) else 0.0
+    entropy = -(q[unl] * np.log(q[unl])).sum(axis=1).mean() if len(unl) else 0.0
+    assert stats["ce"] == pytest.approx(ce, abs=1e-12)
+    assert stats["entropy"] == pytest.approx(entropy, abs=1e-12)
+    assert stats["labelled"] == len(lab)
+    assert loss == pytest.approx(stats["recon"] + stats["kl"] + (
+        0.7 * len(lab) * ce - len(unl) * entropy) / 4, rel=1e-12)

@@ -454,6 +454,10 @@ ARGS = {
     "conditional": _FLAG, "textbook": _FLAG, "source": _TEXT,
     "sigma": (lambda v: _is_number(v) and v > 0, "a number > 0"),
     "latent_dims": (lambda v: v is None or _ints(1, 2)[0](v), "two integers ≥ 1 (or null)"),
+    "labels": (lambda v: v is None or _is_int(v, 1), "an integer ≥ 1 (or null)"),
+    "alpha": (lambda v: v is None or _is_number(v, 0), "a number ≥ 0 (or null)"),
+    "labelled_share": (lambda v: v is None or (_is_number(v) and v > 0),
+                       "a number > 0 (or null)"),
 }
 # The entries of extra that npvae itself writes and reads back (others are free metadata).
 EXTRA = {"dataset": _TEXT, "data_dir": _TEXT, "source": _TEXT, "origin": _TEXT, "seed": _INT0,

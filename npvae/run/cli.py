@@ -25,6 +25,8 @@ EXAMPLES = """examples:
   npvae sample runs/mnist --n 64 --out samples.png
   npvae train --conditional --out runs/cvae       a CVAE, conditioned on the labels
   npvae sample runs/cvae --label 3                draw that class
+  npvae train --labels 100 --out runs/m2          M2, semi-supervised: 100 labels (10 per class)
+                                                  kept, the others hidden
   npvae plot runs/mnist --out figures/            every figure that applies to a checkpoint
   npvae gradcheck                 prove every hand-written gradient against finite differences
 """
@@ -34,6 +36,8 @@ TRAIN_EXAMPLES = """examples:
   npvae train --dataset mnist --hidden 512 256 --latent-dim 2 --out runs/mnist-2d
   npvae train --hidden 0 --likelihood gaussian --binarize none --out runs/linear
   npvae train --conditional --latent-dim 2 --out runs/cvae   a CVAE p(x|z, y) on the labels
+  npvae train --labels 100 --out runs/m2     M2 (semi-supervised VAE) with 100 labels, 10 per
+                                             class, the others hidden; summary: its accuracy
   npvae train --data my_images.npz --out runs/mine   your own data: x (N, D) or (N, H, W) in [0, 1]
   npvae train --resume runs/fashion               after Ctrl-C: continue, bit for bit
   npvae train --resume runs/fashion --epochs 30   train a finished run for longer
@@ -45,6 +49,10 @@ summary. Without the MNIST training images (offline, say), MNIST falls back to t
 bundled with npvae, 8,000 images to train on and 2,000 to test on, and says so (--no-fallback
 makes that an error). --data FILE trains on your own .npy, or .npz with x (and optionally y),
 holding out a fifth for testing. --hidden 0 (or --hidden with no sizes) gives a linear VAE.
+--labels N trains M2 (npvae.SemiSupervisedVAE) on every training image, keeping N of their
+labels, balanced across the classes and drawn by --seed, and hiding the others (y = -1); the
+labelled images are repeated to --labelled-share of the unlabelled ones, and the summary
+reports the test accuracy of its classifier q(y|x).
 """
 
 # The settings of a training run, with their defaults. They are stored in the checkpoint, so
@@ -55,6 +63,7 @@ TRAIN_DEFAULTS = {
     "likelihood": "bernoulli", "activation": "relu", "binarize": None, "beta": 1.0,
     "warmup": 0.0, "objective": "elbo", "k": 1, "free_bits": 0.0, "seed": 0, "val": None,
     "conditional": False, "textbook": False, "source": None, "sigma": 1.0, "latent_dims": None,
+    "labels": None, "alpha": None, "labelled_share": None,
 }
 # "val": None is min(5,000, a tenth of the training examples); "source": None is "files" (the
 # data set's IDX files) or, when MNIST's training images are missing, "bundled" (see
@@ -64,7 +73,12 @@ CHANGEABLE_ON_RESUME = ("epochs", "lr")  # a new --lr is recorded in each epoch'
 FLAG_NAMES = {"source": "--data"}  # the settings whose flag is not --<name>
 # Settings added after the first release, and what a run saved without them had.
 ADDED_SETTINGS = {"conditional": False, "textbook": False, "source": "files", "sigma": 1.0,
-                  "latent_dims": None}
+                  "latent_dims": None, "labels": None, "alpha": None, "labelled_share": None}
+# M2 (--labels), as docs/semi_supervised.md sections 4 and 5 train it: the weight alpha of the
+# labelled cross-entropy, the labelled images repeated to a quarter of the unlabelled ones, and
+# 200 hidden units (the encoder's, the decoder's and the classifier's: each unlabelled image
+# costs C passes of the CVAE). "alpha" and "labelled_share" are None in a run without --labels.
+M2_DEFAULTS = {"alpha": 200.0, "labelled_share": 0.25, "hidden": [200]}
 TEST_BINARIZE_SEED = 0  # the test set is binarized once, the same way for every run
 PLANT_NAMES = ("kl-half", "variance-as-std", "clamp-mask", "bias-sign", "kl-missing-1/B")
 
@@ -130,7 +144,7 @@ def _train_settings(args):
         raise UsageError("--latent-dims trains a hierarchical VAE, on the ELBO only: drop "
                          "--conditional, --objective iwae and --free-bits.")
     if args.resume is None:
-        settings = {**TRAIN_DEFAULTS, **given}
+        settings = _m2_settings({**TRAIN_DEFAULTS, **given}, given, args)
         if settings["binarize"] is None:
             settings["binarize"] = "dynamic" if settings["likelihood"] == "bernoulli" else "none"
         return settings, {}
@@ -153,7 +167,7 @@ def _train_settings(args):
         raise UsageError(f"--resume continues a run with its saved settings, but "
                          f"{', '.join(changed)} differ; drop those flags, or start a new run "
                          f"with another --out.")
-    settings = {**saved, **given}
+    settings = _m2_settings({**saved, **given}, given, args)
     done = len(meta.get("history") or [])
     if settings["epochs"] == done and not (resume.parent / runs.SUMMARY_FILE).exists():
         print(f"npvae: {meta['path']} has trained its {done} epochs, but its final evaluation "
@@ -165,6 +179,44 @@ def _train_settings(args):
                          f"pass more than {done} to train longer (or npvae evaluate "
                          f"{resume.parent} to evaluate it).")
     return settings, meta
+
+
+def _m2_conflicts(settings, args):
+    """What M2 (--labels) cannot be trained with, and why: [(flag, is it set, the reason)]."""
+    return [
+        ("--conditional", settings["conditional"], "M2 is a CVAE already, one that infers y "
+                                                   "where it is hidden"),
+        ("--latent-dims", settings["latent_dims"], "M2 has one layer of latents"),
+        (f"--objective {settings['objective']}", settings["objective"] != "elbo",
+         "M2 trains on the ELBO only"),
+        ("--free-bits", settings["free_bits"], "M2 trains on the ELBO only"),
+        ("--early-stop", args.early_stop is not None, "it would choose the epoch by the "
+                                                      "validation images' labels, beyond the N "
+                                                      "kept"),
+        ("--save-best", args.save_best, "it would choose the model by the validation images' "
+                                        "labels, beyond the N kept"),
+    ]
+
+
+def _m2_settings(settings, given, args):
+    """Refuse M2's flags without --labels, and --labels with a flag M2 cannot train with; a new
+    M2 run gets the M2_DEFAULTS its flags leave open. Returns the settings."""
+    if not settings["labels"]:
+        extra = [_flag(key) for key in ("alpha", "labelled_share") if key in given]
+        if extra:
+            raise UsageError(f"{' and '.join(extra)} {'set' if len(extra) > 1 else 'sets'} "
+                             f"M2, the semi-supervised VAE; add --labels N to train it (or "
+                             f"drop {' and '.join(extra)}).")
+        return settings
+    conflicts = [f"{flag} ({why})" for flag, on, why in _m2_conflicts(settings, args) if on]
+    if conflicts:
+        raise UsageError(f"--labels {settings['labels']} trains M2, the semi-supervised VAE, "
+                         f"which does not go with {'; nor with '.join(conflicts)}: drop "
+                         f"{'that flag' if len(conflicts) == 1 else 'those flags'}.")
+    if args.resume is None:
+        settings.update({key: value.copy() if isinstance(value, list) else value
+                         for key, value in M2_DEFAULTS.items() if key not in given})
+    return settings
 
 
 def _show(value):
@@ -263,11 +315,11 @@ def _labels_if(model, y):
 
 
 def _new_model(settings, run):
-    """The VAE (or, with --conditional, the CVAE on the run's labels) the settings describe,
-    seeded by --seed."""
+    """The VAE (or, with --conditional, the CVAE on the run's labels; with --labels, M2) the
+    settings describe, seeded by --seed."""
     from ..models.cvae import CVAE
-    from .data import N_CLASSES
     from ..models.hvae import HVAE
+    from ..models.m2 import SemiSupervisedVAE
     from ..core.vae import VAE
 
     input_dim = run.x_train.shape[1]
@@ -277,20 +329,62 @@ def _new_model(settings, run):
     if settings["latent_dims"]:
         return HVAE(input_dim, settings["hidden"], tuple(settings["latent_dims"]), *shape[2:],
                     sigma=settings["sigma"], seed=seed)
+    if settings["labels"]:  # M2: its classifier q(y|x) has the hidden layers of the encoder
+        return SemiSupervisedVAE(input_dim, _n_classes(run, f"--labels {settings['labels']}"),
+                                 *shape, sigma=settings["sigma"], seed=seed,
+                                 classifier_dims=settings["hidden"], alpha=settings["alpha"])
     if not settings["conditional"]:
         return VAE(input_dim, *shape, sigma=settings["sigma"], seed=seed)
+    return CVAE(input_dim, _n_classes(run, "--conditional"), *shape, sigma=settings["sigma"],
+                seed=seed)
+
+
+def _n_classes(run, flag):
+    """The number of classes C of a model on the run's labels, which ``flag`` asks for: 10 for
+    MNIST and Fashion-MNIST, else one past the largest label (at least 2)."""
+    from .data import N_CLASSES
+
     if run.y_train is None:
-        raise UsageError(f"--conditional trains on labels, but {run.origin} has none; save "
-                         f"them beside x, np.savez(path, x=x, y=labels).")
-    n_classes = N_CLASSES if run.source in ("files", "test-split", "bundled") else max(
-        2, int(run.y_train.max()) + 1, int(run.y_test.max()) + 1)
+        raise UsageError(f"{flag} trains on labels, but {run.origin} has none; save them "
+                         f"beside x, np.savez(path, x=x, y=labels).")
+    if run.source in ("files", "test-split", "bundled"):
+        return N_CLASSES
+    n_classes = max(2, int(run.y_train.max()) + 1, int(run.y_test.max()) + 1)
     n_labelled = len(run.y_train) + len(run.y_test)
     if n_classes > n_labelled:  # a class per label value 0 to C-1: most would have no example
-        raise UsageError(f"--conditional: the labels of {run.origin} run up to {n_classes - 1:,}, "
-                         f"so the CVAE would have {n_classes:,} classes (one input each, 0 to "
+        raise UsageError(f"{flag}: the labels of {run.origin} run up to {n_classes - 1:,}, "
+                         f"so the model would have {n_classes:,} classes (one input each, 0 to "
                          f"C-1) for {n_labelled:,} examples; renumber them 0 to C-1, e.g. "
                          f"y = np.unique(y, return_inverse=True)[1].")
-    return CVAE(input_dim, n_classes, *shape, sigma=settings["sigma"], seed=seed)
+    return n_classes
+
+
+def _keep_labels(settings, x, y, n_classes):
+    """M2's training data: ``settings["labels"]`` of the labels y kept, balanced across the
+    classes and drawn by --seed (the same on --resume), the others hidden (-1), and the
+    labelled examples repeated to ``labelled_share`` of the unlabelled ones.
+    Returns x (N', D), y (N',) and what was kept: {"n", "per_class", "repeated"}."""
+    from ..study.semi_supervised import hide_labels, oversample_labelled
+
+    n = settings["labels"]
+    if n > len(y):
+        raise UsageError(f"--labels {n} asks for more labels than the {len(y):,} training "
+                         f"examples have (--val {settings['val']} held out for validation); "
+                         f"pass at most {len(y)}.")
+    if n < n_classes:
+        raise UsageError(f"--labels {n} is fewer than the {n_classes} classes: M2 keeps the "
+                         f"labels balanced, at least one per class; pass --labels {n_classes} "
+                         f"or more.")
+    try:
+        y = hide_labels(y.astype(np.int64), n, np.random.default_rng(
+            np.random.SeedSequence([settings["seed"], 2])), n_classes)
+    except ValueError as err:  # a class with fewer examples than its share of the labels
+        raise UsageError(f"--labels {n}: {err}") from None
+    labelled = int((y >= 0).sum())
+    repeated = max(1, round(settings["labelled_share"] * (len(y) - labelled) / labelled))
+    kept = {"n": labelled, "per_class": np.bincount(y[y >= 0], minlength=n_classes).tolist(),
+            "repeated": repeated}
+    return (*oversample_labelled(x, y, repeated), kept)
 
 
 def cmd_train(args):
@@ -313,14 +407,12 @@ def _train_in(out, args, settings, meta):
     run = _run_data(settings, data_dir, fallback=not args.no_fallback)
     x_train, y_train, x_val, y_val = _training_data(settings, run)
     model = _new_model(settings, run)
+    kept = None
+    if settings["labels"]:  # M2: N labels kept, the others hidden; the labelled repeated
+        x_train, y_train, kept = _keep_labels(settings, x_train, y_train, model.n_classes)
     verbose = not args.quiet
     if verbose:
-        dims = "-".join(map(str, [model.input_dim, *settings["hidden"],
-                                  *getattr(model, "latent_dims", (model.latent_dim,))]))
-        kind = "CVAE on the labels, " if model.conditional else ""
-        print(f"{run.origin}: {len(x_train)} training, "
-              f"{0 if x_val is None else len(x_val)} validation examples; {kind}model {dims}, "
-              f"{settings['likelihood']}; run folder {out}", flush=True)
+        print(_start_line(run, model, settings, x_train, x_val, kept, out), flush=True)
     if args.resume is None:  # a new run (--overwrite, say): no old summary or history beside it
         runs.clear_outputs(out)
     stopper = _early_stopping(args, x_val, out, meta)
@@ -346,12 +438,39 @@ def _train_in(out, args, settings, meta):
             f"interrupted in the final evaluation; the trained run is saved in {out}, and "
             f"npvae train --resume {out} evaluates it and writes {runs.SUMMARY_FILE}.",
             out / checkpoint.FILENAME, len(history), history=history) from None
+    if kept is not None:
+        summary["labels"] = kept
     if stopper is not None:
         summary.update(best_epoch=stopper.best_epoch, best_val_loss=stopper.best_loss,
                        stopped_early=stopper.stopped_epoch is not None)
     checkpoint.save_json(out / runs.SUMMARY_FILE, summary)
     print(_summary_text(summary, out))
     return 0
+
+
+def _start_line(run, model, settings, x_train, x_val, kept, out):
+    """The line npvae train starts with: the data, the model, the run folder."""
+    dims = "-".join(map(str, [model.input_dim, *settings["hidden"],
+                              *getattr(model, "latent_dims", (model.latent_dim,))]))
+    n_train = len(x_train)
+    if kept is not None:  # M2: the distinct images, and the labels kept of them
+        n_train -= kept["n"] * (kept["repeated"] - 1)
+        kind = (f"M2 (semi-supervised VAE) with {kept['n']} labels ("
+                f"{_per_class(kept['per_class'])}) and {n_train - kept['n']} hidden, the "
+                f"labelled repeated ×{kept['repeated']} per epoch, alpha {settings['alpha']:g}, "
+                f"classifier {'-'.join(map(str, [model.input_dim, *settings['hidden']]))}-"
+                f"{model.n_classes}; ")
+    else:
+        kind = "CVAE on the labels, " if model.conditional else ""
+    return (f"{run.origin}: {n_train} training, {0 if x_val is None else len(x_val)} "
+            f"validation examples; {kind}model {dims}, {settings['likelihood']}; "
+            f"run folder {out}")
+
+
+def _per_class(counts):
+    """"10 per class", or "9 to 10 per class" when N is not a multiple of C."""
+    low, high = min(counts), max(counts)
+    return f"{low} per class" if low == high else f"{low} to {high} per class"
 
 
 def _early_stopping(args, x_val, out, meta):
@@ -379,12 +498,29 @@ def _final_evaluation(model, run, settings, history, eval_k):
         test = evaluate.evaluate(model, x_test, k=eval_k, rng=rng, y=y_test)
     else:
         test = {"n": len(x_test), **evaluate.elbo(model, x_test, rng=rng, y=y_test)}
+    test.update(_classifier_numbers(model, x_test, y_test))
     seconds = [r["seconds"] for r in history]
     return {"dataset": settings["dataset"], "data": run.name, "epochs": len(history),
             "seconds_per_epoch": float(np.mean(seconds)) if seconds else None,
             "examples_per_s": (float(np.mean([r["examples_per_s"] for r in history]))
                                if history else None),
             "config": model.config.to_dict(), "settings": settings, "test": test}
+
+
+# Why the summary and npvae evaluate give M2's bounds given the true label, not log p(x).
+M2_NOTE = ("M2's ELBO and log p(x|y) are its CVAE part's, given each test image's true label; "
+           "log p(x) = log Σ_y p(x|y) p(y) is not computed (C times the cost)")
+
+
+def _classifier_numbers(model, x, y):
+    """For M2 (a semi-supervised VAE), the test accuracy of its classifier q(y|x), argmax
+    against the labels y: {"accuracy": float in [0, 1]}; {} for every other model."""
+    from ..study import supports
+    from ..study.semi_supervised import accuracy
+
+    if not supports.is_semi_supervised(model):
+        return {}
+    return {"accuracy": accuracy(model, x, y)}
 
 
 def _density_note(config):
@@ -405,11 +541,17 @@ def _summary_text(s, out):
         lines.append(f"trained {s['epochs']} epochs on {s.get('data', s['dataset'])}: "
                      f"{s['seconds_per_epoch']:.1f} s per epoch, "
                      f"{s['examples_per_s']:.0f} examples/s")
+    if "accuracy" in t:
+        lines.append(f"test accuracy  {t['accuracy']:9.2%} of M2's classifier q(y|x) "
+                     f"(trained with {s['labels']['n']} labels; {t['n']} test examples)")
     lines.append(f"test ELBO      {t['elbo']:9.2f} nats per example (recon {t['recon']:.2f}, "
                  f"KL {t['kl']:.2f}; {t['n']} test examples)")
     if "log_likelihood" in t:
-        lines.append(f"test log p(x) ≥ {t['log_likelihood']:8.2f} nats (IWAE bound, "
+        given = "|y" if s["config"].get("n_classes") else ""
+        lines.append(f"test log p(x{given}) ≥ {t['log_likelihood']:8.2f} nats (IWAE bound, "
                      f"k = {t['k']}; npvae evaluate {out} --k 5000 for the full estimate)")
+    if "accuracy" in t:
+        lines.append(f"note: {M2_NOTE}")
     if "best_epoch" in s:
         lines.append(f"lowest validation loss {s['best_val_loss']:.2f} at epoch "
                      f"{s['best_epoch']}" + (f"; stopped early after epoch {s['epochs']}"
@@ -498,6 +640,11 @@ def cmd_evaluate(args):
     ]
     if hasattr(model, "latent_dims"):  # a hierarchical VAE: each layer on its own
         rows[-2:] = _layer_rows(model, x, np.random.default_rng(args.seed))
+    m2 = _classifier_numbers(model, x, y)
+    if m2:
+        rows[2:2] = [("accuracy", f"{m2['accuracy']:.2%}  (M2's classifier q(y|x), its "
+                                  f"argmax against the test labels)")]
+        rows.append(("", f"note: {M2_NOTE}"))
     if _density_note(c.to_dict()):
         rows.append(("", _density_note(c.to_dict())))
     print("\n".join(f"{name:13s} {text}" for name, text in rows))
@@ -590,11 +737,12 @@ def _sample_labels(model, label, n):
     if label is None:
         return None
     if not model.conditional:
-        raise UsageError("--label is for a conditional model (npvae train --conditional); this "
-                         "checkpoint is a VAE, which draws from p(x) without labels.")
+        raise UsageError("--label is for a conditional model (npvae train --conditional or "
+                         "--labels N); this checkpoint is a VAE, which draws from p(x) without "
+                         "labels.")
     if label >= model.n_classes:
-        raise UsageError(f"--label {label} is not a class of this CVAE: it has "
-                         f"{model.n_classes}, 0 to {model.n_classes - 1}.")
+        raise UsageError(f"--label {label} is not a class of this {type(model).__name__}: it "
+                         f"has {model.n_classes}, 0 to {model.n_classes - 1}.")
     return np.full(n, label)
 
 
@@ -723,6 +871,18 @@ def build_parser():
                    help=f"(default: {d['activation']})")
     g.add_argument("--conditional", action="store_true", default=None,
                    help="a conditional VAE (npvae.CVAE), q(z|x, y) and p(x|z, y), on the labels")
+    g.add_argument("--labels", type=positive_int, metavar="N",
+                   help="M2, the semi-supervised VAE (npvae.SemiSupervisedVAE), on every "
+                        "training image, keeping N of their labels, balanced across the classes "
+                        "and drawn by --seed, and hiding the others; its --hidden default is "
+                        f"{_show(M2_DEFAULTS['hidden'])}, for the classifier q(y|x) too")
+    g.add_argument("--alpha", type=nonnegative_float,
+                   help=f"with --labels: the weight of the labelled images' cross-entropy "
+                        f"-log q(y|x) (default: {M2_DEFAULTS['alpha']:g})")
+    g.add_argument("--labelled-share", type=positive_float, metavar="SHARE",
+                   help=f"with --labels: repeat the labelled images in each epoch to about "
+                        f"this share of the unlabelled ones, at least once (default: "
+                        f"{M2_DEFAULTS['labelled_share']:g})")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=positive_int,
                    help=f"total epochs; with --resume, train until this many (default: "
@@ -782,7 +942,8 @@ def build_parser():
                             "a CVAE, with --label or every class in turn).",
                             data=False)
     p.add_argument("--label", type=nonnegative_int,
-                   help="for a CVAE: draw this class (default: every class in turn)")
+                   help="for a CVAE or M2 (npvae train --labels): draw this class "
+                        "(default: every class in turn)")
     p.add_argument("--n", type=positive_int, default=64, help="number of samples (default: 64)")
     p.add_argument("--draw", action="store_true",
                    help="draw x ~ p(x|z) (binary pixels for a Bernoulli decoder) instead of "

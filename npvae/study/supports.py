@@ -16,11 +16,18 @@ and the models it supports, instead of returning numbers computed for another mo
 from ..core.vae import VAE
 from ..models.autoencoder import Autoencoder
 from ..models.hvae import HVAE
+from ..models.m2 import SemiSupervisedVAE
 
 
 def is_autoencoder(model):
     """True for the plain autoencoder (a deterministic code, no q, no prior, no ELBO)."""
     return isinstance(model, Autoencoder)
+
+
+def is_semi_supervised(model):
+    """True for M2, the semi-supervised VAE: a CVAE with a classifier q(y|x), whose label is
+    latent where it is missing."""
+    return isinstance(model, SemiSupervisedVAE)
 
 
 def is_hierarchical(model):

@@ -1,6 +1,7 @@
 """The demos of generation and regularity (issue 14), end to end on tiny fake data: each runs
 through its ``main(argv)``, prints its numbers, and writes non-empty PNGs."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -118,6 +119,15 @@ def test_estimators_demo(fake_dataset, tmp_path, capsys):
     prior, posterior = results["z ~ p(z)"], results["z ~ q(z|x), IWAE"]
     assert prior.shape == posterior.shape == (2, 2)
     assert posterior.mean() > prior.mean()  # sampling the posterior finds the mass
+    # The gradient side: a line per estimator and k, with its noise and bias, finite.
+    printed = re.findall(r"^(.+?) +k = +(\d+): gradient noise +(\S+), bias +(\S+) "
+                         r"\(floor (\S+)\)$", capsys.readouterr().out, flags=re.M)
+    assert [(name, int(k)) for name, k, *_ in printed] == [
+        ("z ~ p(z)", 1), ("z ~ p(z)", 50), ("z ~ q(z|x), IWAE", 1), ("z ~ q(z|x), IWAE", 50)]
+    assert all(np.isfinite(float(v)) and float(v) >= 0 for *_, n, b, f in printed
+               for v in (n, b, f))
+    for name in ("z ~ p(z)", "z ~ q(z|x), IWAE"):
+        assert results["gradients"][name]["noise"].shape == (2,)
     _assert_pngs(tmp_path, ["estimators.png"])
 
 

@@ -1020,10 +1020,18 @@ def confusion_matrix(counts, dataset=None, context=""):
 
 
 @_styled
-def estimator_curves(ks, results, context=""):
+def estimator_curves(ks, results, context="", gradients=None):
     """Estimates of the mean log p(x) against the number of samples k, one line per estimator
-    (``{name: (len(ks), repeats) array}``): the mean over repeats, and each repeat as a dot."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    (``{name: (len(ks), repeats) array}``): the mean over repeats, and each repeat as a dot.
+
+    gradients : None, or ``{name: {"noise": (len(ks),), "bias": (len(ks),)}}`` with the same
+    names (``estimator_gradients.gradient_noise_and_bias``, with "floor" too): a second panel
+    draws the decoder gradient's noise (solid), bias (dashed) and the bias an unbiased estimator
+    would show from the noise alone (dotted) against k, as fractions of the reference's norm.
+    """
+    fig, axes = plt.subplots(1, 1 if gradients is None else 2,
+                             figsize=(6.4 if gradients is None else 11.5, 4.0), squeeze=False)
+    ax = axes[0, 0]
     for i, (name, values) in enumerate(results.items()):
         ax.plot(ks, values.mean(axis=1), "o-", color=f"C{i}", label=name)
         for r in range(values.shape[1]):
@@ -1032,7 +1040,21 @@ def estimator_curves(ks, results, context=""):
     ax.set_xlabel("samples per example, k")
     ax.set_ylabel("estimated mean log p(x) (nats)")
     ax.legend()
-    ax.set_title(_title("Estimating log p(x): the prior against the posterior", context))
+    ax.set_title("the value, log p̂(x)", fontsize=9)
+    if gradients is not None:
+        ax = axes[0, 1]
+        for i, name in enumerate(results):
+            ax.plot(ks, gradients[name]["noise"], "o-", color=f"C{i}", label=f"{name}: noise")
+            ax.plot(ks, gradients[name]["bias"], "s--", color=f"C{i}", label=f"{name}: bias")
+            ax.plot(ks, gradients[name]["floor"], ":", color=f"C{i}", alpha=0.7,
+                    label=f"{name}: the bias's floor")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("samples per example, k")
+        ax.set_ylabel("‖·‖ / ‖reference gradient‖")
+        ax.legend(fontsize=7)
+        ax.set_title("its gradient for the decoder, ∇θ log p̂(x)", fontsize=9)
+    fig.suptitle(_title("Estimating log p(x): the prior against the posterior", context))
     return fig
 
 

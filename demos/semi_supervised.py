@@ -5,7 +5,7 @@
     python demos/semi_supervised.py --dataset fashion-mnist
 
 For each number of labels (100, 300, 1,000 and all) and several random draws of which images
-keep their label (balanced across the classes, ``hide_labels``), five classifiers are trained
+keep their label (balanced across the classes, ``hide_labels``), six classifiers are trained
 and scored on the held-out test images:
 
     softmax    softmax regression (npvae.Classifier, hidden_dims=()) on the labelled images alone
@@ -16,6 +16,8 @@ and scored on the held-out test images:
                labelled ones (the VAE is trained once per seed: it sees no label)
     M2         the semi-supervised VAE (npvae.SemiSupervisedVAE) on every image, y = -1 for the
                unlabelled ones; its classifier q(y|x) is scored
+    M1+M2      Kingma et al.'s stacked model: M2 (Gaussian, learned variance) trained on M1's
+               posterior means of every image (M1's VAE, reused), scored by q(y|mu(x))
 
 It prints the test accuracy, mean ± sd over the draws, for each method and number of labels,
 and draws semi_supervised.png (accuracy against labels, with the spread). The numbers and
@@ -32,10 +34,10 @@ import npvae
 from npvae.models.classifier import Classifier
 from npvae.models.m2 import SemiSupervisedVAE
 from npvae.run import plots
-from npvae.run.semi_supervised import train_m1, train_m2
+from npvae.run.semi_supervised import train_m1, train_m1_m2, train_m2
 from npvae.study.semi_supervised import accuracy, hide_labels
 
-METHODS = ("softmax", "MLP", "CVAE-Bayes", "M1", "M2")
+METHODS = ("softmax", "MLP", "CVAE-Bayes", "M1", "M2", "M1+M2")
 
 
 def build_parser():
@@ -54,10 +56,17 @@ def build_parser():
     p.add_argument("--labelled-share", type=float, default=0.25,
                    help="M2 repeats the labelled images until they are this share of the "
                         "unlabelled ones (oversample_labelled)")
+    p.add_argument("--m1m2-epochs", type=int, default=50,
+                   help="M1+M2: epochs of its M2 over the posterior means")
+    p.add_argument("--m1m2-lr", type=float, default=3e-3, help="M1+M2: its M2's learning rate")
+    p.add_argument("--m1m2-alpha", type=float, default=None,
+                   help="M1+M2: its M2's weight of the labelled cross-entropy (None: 0.1 times "
+                        "the training images, as Kingma et al.)")
     p.add_argument("--k", type=int, default=10, help="importance samples per class (Bayes rule)")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     p.add_argument("--quick", action="store_true",
-                   help="a quick look: 2 draws, 100 and all labels, 2 epochs of M2, 5 of M1's VAE")
+                   help="a quick look: 2 draws, 100 and all labels, 2 epochs of M2, 5 of M1's VAE, "
+                        "20 of M1+M2's M2")
     return p
 
 
@@ -86,14 +95,31 @@ def _cvae_bayes(x, y, x_test, y_test, args, seed):
     return float((predicted == y_test).mean())
 
 
-def _m2(x, y_partial, x_test, y_test, args, seed):
+def _repeat(y_partial, args):
+    """How often M2 meets each labelled image per epoch: --labelled-share of the unlabelled."""
     n_lab = int((y_partial >= 0).sum())
-    repeat = max(1, round(args.labelled_share * (len(x) - n_lab) / n_lab))
+    return max(1, round(args.labelled_share * (len(y_partial) - n_lab) / n_lab))
+
+
+def _m2(x, y_partial, x_test, y_test, args, seed):
+    repeat = _repeat(y_partial, args)
     model = SemiSupervisedVAE(x.shape[1], 10, hidden_dims=(args.m2_hidden,),
                               latent_dim=args.latent, classifier_dims=(args.m2_hidden,),
                               alpha=args.alpha, seed=seed)
     train_m2(model, x, y_partial, epochs=args.m2_epochs, repeat_labelled=repeat,
              batch_size=args.batch_size, lr=args.lr, rng=np.random.default_rng([seed, 4]))
+    return accuracy(model, x_test, y_test)
+
+
+def _m1_m2(x, y_partial, x_test, y_test, vae, args, seed):
+    repeat = _repeat(y_partial, args)
+    alpha = 0.1 * len(x) if args.m1m2_alpha is None else args.m1m2_alpha
+    m2 = SemiSupervisedVAE(vae.latent_dim, 10, hidden_dims=(args.m2_hidden,),
+                           latent_dim=args.latent, classifier_dims=(args.m2_hidden,),
+                           likelihood="gaussian-learned", alpha=alpha, seed=seed)
+    model = train_m1_m2(x, y_partial, vae=vae, m2=m2, vae_epochs=0, m2_epochs=args.m1m2_epochs,
+                        repeat_labelled=repeat, batch_size=args.batch_size,
+                        m2_lr=args.m1m2_lr, rng=np.random.default_rng([seed, 7]))
     return accuracy(model, x_test, y_test)
 
 
@@ -119,6 +145,8 @@ def run_draw(n_labels, draw, d, vae, args):
                           classifier_epochs=epochs, batch_size=batch, lr=args.lr,
                           rng=np.random.default_rng([seed, 5]))
             out[method] = accuracy(m1, d.x_test, d.y_test)
+        elif method == "M1+M2":
+            out[method] = _m1_m2(d.x_train, y_partial, d.x_test, d.y_test, vae, args, seed)
         else:
             out[method] = _m2(d.x_train, y_partial, d.x_test, d.y_test, args, seed)
         print(f"  {n_labels or 'all':>5} labels, draw {draw}: {method:10s} "
@@ -157,10 +185,11 @@ def main(argv=None):
     args, _, d = _common.parse_and_load(build_parser(), argv)
     if args.quick:
         args.draws, args.labels, args.m2_epochs, args.epochs = 2, [100, 0], 2, 5
+        args.m1m2_epochs = 20
     counts = [n for n in args.labels if 0 < n < len(d.x_train)] + (
         [0] if any(n == 0 or n >= len(d.x_train) for n in args.labels) else [])
     vae = None
-    if "M1" in args.methods:  # the VAE of M1 sees every image and no label: trained once
+    if {"M1", "M1+M2"} & set(args.methods):  # M1's VAE sees every image, no label: once
         vae = _common.model_from_args(args)
         npvae.train(vae, d.x_train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                     binarize="dynamic", rng=np.random.default_rng([args.seed, 6]),

@@ -10,7 +10,7 @@ from test_demos_beyond import _assert_pngs, _demo, fake_dataset  # noqa: E402,F4
 
 TINY = ["--dataset", "fashion-mnist", "--epochs", "2", "--hidden", "16", "--latent", "2",
         "--batch-size", "50", "--steps", "60", "--k", "2", "--m2-epochs", "1",
-        "--m2-hidden", "16"]
+        "--m2-hidden", "16", "--m1m2-epochs", "2"]
 
 
 def test_semi_supervised_demo(fake_dataset, tmp_path, capsys):

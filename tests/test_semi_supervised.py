@@ -6,7 +6,7 @@ import scipy.special
 
 import npvae
 from npvae.models.m2 import SemiSupervisedVAE
-from npvae.run.semi_supervised import train_m1, train_m2
+from npvae.run.semi_supervised import train_m1, train_m1_m2, train_m2
 from npvae.study.semi_supervised import (M1, accuracy, hide_labels, oversample_labelled,
                                          posterior_means)
 from npvae.verify.gradcheck import model_checks
@@ -172,6 +172,39 @@ def test_m1_classifies_from_the_posterior_means():
     assert isinstance(m1, M1) and m1.classifier.input_dim == 2
     np.testing.assert_allclose(m1.features(x_test), posterior_means(vae, x_test))
     assert accuracy(m1, x_test, y_test) > 0.8  # chance: 1/3; the Bayes classifier ~0.98
+
+
+def test_m1_m2_is_m2_trained_and_scored_on_the_vaes_posterior_means():
+    rng = np.random.default_rng(3)
+    x, y = _toy(300, rng)
+    x_test, y_test = _toy(200, rng)
+    y_partial = hide_labels(y, 9, rng)
+    vae = npvae.VAE(D, hidden_dims=(16,), latent_dim=2, seed=0)
+    npvae.train(vae, x, epochs=15, batch_size=30, lr=3e-3, binarize="dynamic",
+                rng=np.random.default_rng(4), verbose=False)
+
+    def m2():
+        return SemiSupervisedVAE(2, C, hidden_dims=(8,), latent_dim=2, classifier_dims=(8,),
+                                 likelihood="gaussian-learned", alpha=30.0, seed=0)
+
+    model = train_m1_m2(x, y_partial, vae=vae, m2=m2(), vae_epochs=0, m2_epochs=20,
+                        repeat_labelled=5, batch_size=30, m2_lr=3e-3,
+                        rng=np.random.default_rng(5))
+    # The same M2 trained by hand on the posterior means, with the same Generator: the same
+    # weights, and the wrapper predicts with its q(y | mu(x)).
+    direct = m2()
+    train_m2(direct, posterior_means(vae, x), y_partial, epochs=20, repeat_labelled=5,
+             batch_size=30, lr=3e-3, binarize=None, rng=np.random.default_rng(5))
+    assert isinstance(model, M1) and model.vae is vae and model.classifier is not direct
+    for name, value in direct.params.items():
+        np.testing.assert_array_equal(model.classifier.params[name], value, err_msg=name)
+    np.testing.assert_array_equal(model.predict(x_test),
+                                  direct.predict(posterior_means(vae, x_test)))
+    np.testing.assert_allclose(model.predict_proba(x_test),
+                               direct.predict_proba(posterior_means(vae, x_test)), rtol=1e-6)
+    assert accuracy(model, x_test, y_test) > 0.8  # chance: 1/3
+    with pytest.raises(ValueError, match="gaussian-learned"):
+        train_m1_m2(x, y_partial, vae=vae, m2=SemiSupervisedVAE(2, C), vae_epochs=0)
 
 
 def test_train_m2_helper_and_clear_errors():

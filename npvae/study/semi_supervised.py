@@ -10,6 +10,10 @@ E_q[z|x] = mu(x), (N, Z). The VAE learns where the data lies from all images; th
 sees only Z numbers per image, and only the labelled ones. ``npvae.run.semi_supervised.train_m1``
 trains both; the semi-supervised model M2 is ``npvae.models.m2.SemiSupervisedVAE``.
 
+M1+M2, the paper's stacked model, is the same pipeline with M2 as the classifier: M2 trained on
+the posterior means of every image, labelled (y) or not (-1), and its q(y|mu(x)) the
+prediction (``npvae.run.semi_supervised.train_m1_m2``; ``M1(vae, m2)``).
+
 Shapes: N examples, D data, Z latent, C classes.
 """
 
@@ -60,17 +64,19 @@ def posterior_means(vae, x, batch_size=1000):
 
 
 class M1:
-    """A VAE's posterior means as the features of a classifier (M1).
+    """A VAE's posterior means as the features of a classifier (M1, and M1+M2).
 
-    vae : a trained ``npvae.VAE``; classifier : an ``npvae.Classifier`` with input_dim = Z,
-    trained on ``features`` of the labelled examples.
+    vae : a trained ``npvae.VAE``; classifier : a model with input_dim = Z and ``predict`` /
+    ``predict_proba``, trained on ``features``: an ``npvae.Classifier`` on those of the
+    labelled examples (M1), or a ``SemiSupervisedVAE`` on those of every example (M1+M2).
     """
 
     def __init__(self, vae, classifier):
         if classifier.input_dim != vae.latent_dim:
             raise ValueError(f"the classifier takes {classifier.input_dim} inputs, but the "
                              f"VAE's features are its {vae.latent_dim} posterior means; build "
-                             f"it as Classifier({vae.latent_dim}, n_classes, ...).")
+                             f"it as Classifier({vae.latent_dim}, n_classes, ...) or "
+                             f"SemiSupervisedVAE({vae.latent_dim}, n_classes, ...).")
         self.vae, self.classifier = vae, classifier
 
     def features(self, x):

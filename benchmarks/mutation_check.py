@@ -173,6 +173,16 @@ EQUIVALENT = {
     ("npvae/models/m2.py", "SemiSupervisedVAE.loss_and_grads",
      "dlogits, logits_cache, need_dx=self._classifier_depth > 0)", 43, "> -> >="):
         "the same as the classifier's: with a linear classifier the extra dh is never read",
+    ("npvae/core/distributions.py", "cholesky_backward", "Z = diag.shape[-1]", 19,
+     "unary - dropped"):
+        "diag is (B, Z), as the function's contract and its only caller give it: axis 1 is "
+        "axis -1",
+    ("npvae/core/distributions.py", "kl_full_standard_normal", "Z = mu.shape[-1]", 17,
+     "unary - dropped"):
+        "mu is (B, Z) by the function's contract: axis 1 is axis -1",
+    ("npvae/core/distributions.py", "kl_full_standard_normal",
+     "- 2 * np.log(diag).sum(axis=-1))", 44, "unary - dropped"):
+        "diag is (B, Z) by the function's contract (L is (B, Z, Z)): axis 1 is axis -1",
     ("npvae/core/vae.py", "VAE._draw_x",
      "return (rng.random(mean.shape, dtype=self.dtype) < mean).astype(self.dtype)", 20,
      "< -> <="):

@@ -183,6 +183,10 @@ EQUIVALENT = {
     ("npvae/core/distributions.py", "kl_full_standard_normal",
      "- 2 * np.log(diag).sum(axis=-1))", 44, "unary - dropped"):
         "diag is (B, Z) by the function's contract (L is (B, Z, Z)): axis 1 is axis -1",
+    ("npvae/core/distributions.py", "kl_full_standard_normal",
+     "kl = 0.5 * ((L * L).sum(axis=(-2, -1)) + (mu * mu).sum(axis=-1) - Z", 64,
+     "unary - dropped"):
+        "mu is (B, Z) by the function's contract: axis 1 is axis -1",
     ("npvae/core/vae.py", "VAE._draw_x",
      "return (rng.random(mean.shape, dtype=self.dtype) < mean).astype(self.dtype)", 20,
      "< -> <="):

@@ -89,7 +89,8 @@ TARGETS = {
 # file -> the tests run for its mutants, fast and decisive first (pytest -x stops at the first
 # failure). A "file::name" entry selects one test.
 TESTS = {
-    "npvae/core/layers.py": ["tests/test_gradients.py", "tests/test_distributions.py",
+    "npvae/core/layers.py": ["tests/test_activations.py", "tests/test_gradients.py",
+                             "tests/test_distributions.py",
                              "tests/test_vae.py", "tests/test_fast_paths.py",
                              "tests/test_generation.py"],
     "npvae/core/distributions.py": ["tests/test_distributions.py", "tests/test_gradients.py",
@@ -187,6 +188,17 @@ EQUIVALENT = {
      "kl = 0.5 * ((L * L).sum(axis=(-2, -1)) + (mu * mu).sum(axis=-1) - Z", 64,
      "unary - dropped"):
         "mu is (B, Z) by the function's contract: axis 1 is axis -1",
+    ("npvae/core/layers.py", "leaky_relu_forward", "mask = x > 0", 11, "> -> >="):
+        "differs only at x = 0 exactly, where y = 0 on either branch and the kink's one-sided "
+        "derivatives (0.01 and 1) are both valid subgradients",
+    ("npvae/core/layers.py", "sigmoid", "return np.where(x >= 0, 1, e) / (1 + e)", 20,
+     ">= -> >"):
+        "at x = 0, e = exp(0) = 1, so where(·, 1, e) is 1 on either branch: sigmoid(0) = 1/2",
+    ("npvae/core/layers.py", "clamp_forward", "inside = (x >= lo) & (x <= hi)", 14, ">= -> >"):
+        "differs only where x equals the bound exactly, a kink of the clamp where both "
+        "one-sided derivatives (0 and 1) are valid subgradients",
+    ("npvae/core/layers.py", "clamp_forward", "inside = (x >= lo) & (x <= hi)", 26, "<= -> <"):
+        "the same at the upper bound",
     ("npvae/core/vae.py", "VAE._draw_x",
      "return (rng.random(mean.shape, dtype=self.dtype) < mean).astype(self.dtype)", 20,
      "< -> <="):

@@ -245,3 +245,18 @@ def test_flush_subnormals_keeps_normals_signs_and_zeros():
         a = np.array([tiny, -tiny, tiny / 2, -tiny / 4, 0.0, 1.0, -3.5, np.inf], dtype)
         optim.flush_subnormals(a)
         np.testing.assert_array_equal(a, np.array([tiny, -tiny, 0, 0, 0, 1, -3.5, np.inf], dtype))
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_the_flush_runs_every_flush_every_steps_and_no_more(fused, monkeypatch):
+    """A flush costs 40 % of a fused Adam step (docs/performance.md): it must run at steps
+    FLUSH_EVERY, 2·FLUSH_EVERY, …, once per parameter, and at no other step."""
+    calls = []
+    real = optim.flush_subnormals
+    monkeypatch.setattr(optim, "flush_subnormals", lambda *a: calls.append(1) or real(*a))
+    params = {"w": np.ones(3, np.float32), "b": np.ones(2, np.float32)}
+    opt = Adam(params, lr=1e-3, fused=fused)
+    grads = {"w": np.ones(3, np.float32), "b": np.ones(2, np.float32)}
+    for _ in range(2 * optim.FLUSH_EVERY + 1):
+        opt.step(grads)
+    assert len(calls) == 2 * len(params)

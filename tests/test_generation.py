@@ -81,3 +81,21 @@ def test_draws_use_the_clamped_log_variance_of_the_loss():
     z = _one_z_many_times(model)
     residual = model.decode(z, draw=True, rng=np.random.default_rng(2)) - model.decode(z[:1])
     np.testing.assert_allclose(residual.std(axis=0), np.exp([15.0, -15.0, 0.5]), rtol=0.03)
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "gaussian-learned"])
+def test_a_seeded_gaussian_draw_is_the_mean_plus_std_times_the_generators_normals(likelihood):
+    """x = mean + std · noise with noise the Generator's next standard normals (the
+    reparameterisation of the data draw), so a seeded draw can be reproduced by hand."""
+    model = npvae.VAE(12, hidden_dims=(8,), latent_dim=2, likelihood=likelihood, sigma=0.5,
+                      dtype=np.float64, seed=0)
+    z = np.random.default_rng(1).standard_normal((5, 2))
+    x = model.decode(z, draw=True, rng=np.random.default_rng(7))
+    mean = model.decode(z)
+    p = model.params
+    h = np.maximum(z @ p["decoder.0.W"] + p["decoder.0.b"], 0)  # (5, 8), the ReLU trunk
+    logvar_x = np.clip(h @ p["out_logvar.W"] + p["out_logvar.b"], -30, 30) if (
+        likelihood == "gaussian-learned") else None  # the loss's clamp [-30, 30]
+    std = 0.5 if logvar_x is None else np.exp(0.5 * logvar_x)
+    noise = np.random.default_rng(7).standard_normal(mean.shape)
+    np.testing.assert_allclose(x, mean + std * noise, rtol=1e-12)

@@ -18,6 +18,8 @@ The folders are the layers, each importing only from those above it in this list
               scikit-learn-style estimator.
 """
 
+import importlib
+
 from .core import checks, distributions, layers, optim
 from .core.errors import CheckpointError, DataError, NpvaeError, TooLargeError
 from .core.optim import SGD, Adam
@@ -28,7 +30,7 @@ from .models.m2 import SemiSupervisedVAE
 from .models.cvae import CVAE
 from .models.hvae import HVAE
 from .models.fullcov import FullCovarianceVAE
-from .study import evaluate, inference, ppca, regularity
+from .study import evaluate, inference
 from .study.latent import interpolate
 from .verify import gradcheck
 from .run import data
@@ -37,6 +39,23 @@ from .run.estimator import VAEEstimator
 from .run.training import train
 
 __version__ = "0.1.0"
+
+# The two studies that need SciPy load on first use (``npvae.ppca``, ``npvae.regularity``), so
+# that ``import npvae``, and so every training run, does not pay for importing SciPy: 1.2 s and
+# 66 MB on the VM of docs/performance.md. tests/test_structure.py holds ``import npvae`` to that.
+_SCIPY_STUDIES = {"ppca": "npvae.study.ppca", "regularity": "npvae.study.regularity"}
+
+
+def __getattr__(name):
+    if name in _SCIPY_STUDIES:
+        module = importlib.import_module(_SCIPY_STUDIES[name])
+        globals()[name] = module  # the next access is a plain attribute
+        return module
+    raise AttributeError(f"module 'npvae' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SCIPY_STUDIES))
 
 __all__ = ["VAE", "VAEConfig", "Adam", "SGD", "gradcheck", "NpvaeError", "DataError",
            "CheckpointError", "TooLargeError", "train", "load", "save", "CVAE", "VAEEstimator",

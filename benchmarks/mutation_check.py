@@ -133,9 +133,17 @@ CUSTOM = [
      "    if True:",
      "the warning guard of log 0 removed"),
     ("npvae/core/distributions.py", "bernoulli_nll",
-     "np.maximum(logits, 0) + np.log1p(e) - x * logits",
-     "np.log1p(np.exp(logits)) - x * logits",
+     "(np.maximum(logits, 0) - x * logits + (e - (u - 1))).sum(axis=-1) + sum_log_u",
+     "(np.log1p(np.exp(logits)) - x * logits).sum(axis=-1)",
      "the naive softplus, which overflows for large logits"),
+    ("npvae/core/distributions.py", "bernoulli_nll",
+     "(np.maximum(logits, 0) - x * logits + (e - (u - 1))).sum(axis=-1) + sum_log_u",
+     "(np.maximum(logits, 0) - x * logits).sum(axis=-1) + sum_log_u",
+     "log1p(e) without δ, what rounding 1 + e lost"),
+    ("npvae/core/distributions.py", "bernoulli_nll",
+     "prod_u = np.multiply.reduceat(u, blocks, axis=-1, dtype=np.float64)",
+     "prod_u = np.multiply.reduceat(u, blocks, axis=-1)",
+     "the products formed in u's dtype, which overflows float32 beyond 128 pixels"),
     ("npvae/core/layers.py", "softplus",
      "np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))",
      "np.log1p(np.exp(x))",
@@ -150,9 +158,9 @@ CUSTOM = [
 # numbers as the original for every input the code receives.
 EQUIVALENT = {
     ("npvae/core/distributions.py", "bernoulli_nll",
-     "return nll, (np.where(logits >= 0, 1, e) / (1 + e) - x if need_grad else None)", 26,
+     "return nll, (np.maximum(e, logits >= 0) / u - x if need_grad else None)", 31,
      ">= -> >"):
-        "at logits = 0, e = exp(0) = 1, so where(·, 1, e) is 1 on either branch: sigmoid(0)",
+        "at logits = 0, e = exp(0) = 1, so max(e, ·) is 1 on either branch: sigmoid(0)",
     ("npvae/core/distributions.py", "bernoulli_nll",
      "np.copyto(e, 0, where=e < np.finfo(e.dtype).smallest_normal)", 26, "< -> <="):
         "differs only where e equals the smallest normal float exactly (|logits| = 87.3 to "

@@ -177,6 +177,50 @@ def test_bernoulli_nll_makes_no_subnormal_number(dtype):
     assert nll[0] == pytest.approx(reference, rel=4 * float(np.finfo(dtype).eps))
 
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bernoulli_nll_over_several_product_blocks_is_the_sum_of_softplus(dtype):
+    """Σ_D log(1 + e) is taken as the log of products over blocks of LOG_PRODUCT_BLOCK pixels:
+    on rows of 2,500 pixels (three blocks, the last one short) and leading (K, B) axes, the
+    NLL is the textbook Σ softplus(l) - x·l, computed in float64, to float rounding."""
+    rng = np.random.default_rng(5)
+    logits = (6 * rng.standard_normal((2, 3, 2500))).astype(dtype)  # (K, B, D)
+    x = rng.uniform(size=(2, 3, 2500)).astype(dtype)
+    nll, dlogits = dist.bernoulli_nll(logits, x)
+    l64, x64 = logits.astype(np.float64), x.astype(np.float64)
+    reference = (np.logaddexp(0, l64) - x64 * l64).sum(axis=-1)  # (K, B)
+    assert nll.dtype == dtype and nll.shape == (2, 3)
+    np.testing.assert_allclose(nll, reference, rtol=8 * np.finfo(dtype).eps)
+    np.testing.assert_allclose(dlogits, 1 / (1 + np.exp(-l64)) - x64, rtol=0,
+                               atol=4 * np.finfo(dtype).eps)
+
+
+def test_bernoulli_nll_of_a_long_row_at_zero_does_not_overflow_its_products():
+    """At logits 0 every factor u = 1 + e is 2, the most it can be: a block's product is
+    2^1000, inside float64's range, and a row of 3,000 pixels costs 3000·log 2 nats, whatever
+    the leading axes, here (K, B) = (2, 1)."""
+    assert 2.0 ** dist.LOG_PRODUCT_BLOCK < np.finfo(np.float64).max  # the largest block product
+    for dtype in (np.float32, np.float64):
+        nll, _ = dist.bernoulli_nll(np.zeros((2, 1, 3000), dtype), np.zeros((2, 1, 3000), dtype))
+        assert nll.shape == (2, 1)
+        np.testing.assert_allclose(nll, 3000 * math.log(2), rtol=4 * np.finfo(dtype).eps)
+
+
+
+@pytest.mark.parametrize("dtype, a", [(np.float32, [3.0, 12.0, 20.0]),
+                                      (np.float64, [3.0, 30.0, 40.0])])
+def test_bernoulli_nll_of_a_right_prediction_is_exact_to_the_last_digit(dtype, a):
+    """Right and confident, the loss is log1p(e^{-|l|}), far below 1: it is computed to its own
+    last digit, not to the last digit of 1. Taken as log(1 + e) alone it would lose everything
+    that rounding 1 + e drops (all of it once e < ulp(1)/2), hence the δ = e - (u - 1) term."""
+    a = np.array(a, dtype)
+    logits = np.concatenate([a, -a])[:, None]  # (6, 1): D = 1
+    x = np.array([1, 1, 1, 0, 0, 0], dtype)[:, None]
+    nll, _ = dist.bernoulli_nll(logits, x)
+    exact = np.log1p(np.exp(-np.concatenate([a, a]).astype(np.float64)))
+    np.testing.assert_allclose(nll, exact, rtol=4 * np.finfo(dtype).eps, atol=0)
+
+
 def test_terminal_nodes_sum_over_the_last_axis_whatever_the_leading_axes():
     """Each node sums over its last axis only: on (K, B, D) arrays its values and gradients
     are those of the K·B rows computed as a (K·B, D) batch, reshaped (the IWAE bound hands

@@ -1,9 +1,10 @@
 """The fast twin (Adam's ``fused=True``) against the textbook form it stands beside, and the
 loss's kernels against plain forms written out here independently of npvae.
 
-The loss has one form since the fused Bernoulli NLL was removed: it was slower than the
-textbook form on both CPUs measured (AMD EPYC: 2.8 against 2.0-2.4 ms per 128×784 call; the
-Intel Xeon of issue 26: 0.48 against 0.40 ms).
+The loss has one form. Its fused Bernoulli twin was removed under issue 26 (on the Intel Xeon
+it took 0.48 against the textbook form's 0.40 ms per 128×784 call); the one ``bernoulli_nll``
+has since taken its two exact steps, log1p(e) = log(u) + δ and Σ log(u) = log Π u, and is held
+here, and in tests/test_distributions.py, to plain forms written independently of npvae.
 """
 
 import functools

@@ -99,3 +99,33 @@ def test_demo_times_runs_a_demo_as_a_user_does_and_keeps_its_output(tmp_path, ca
     assert list(kept.rglob("*.png"))  # the demo's figure, in its own folder
     wall, cpu, code, _ = demo_times.time_demo("linear_autoencoder", ["--no-such-flag"], 60)
     assert code == 2
+
+
+def test_compare_trees_trains_each_tree_in_its_own_process_and_pairs_the_ratios(tmp_path,
+                                                                                capsys):
+    """benchmarks/compare_trees.py (issue 21): each run imports the npvae under the folder it
+    is given, not the one installed, and the summary's ratios are NEW/OLD pair by pair."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        compare_trees = importlib.import_module("compare_trees")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    root = BENCHMARKS.parent
+    figures = compare_trees.run(root, None, epochs=1, n=256)  # random binary images
+    assert set(figures) == {"epoch_s", "cpu_s", "peak_mb"}
+    assert 0 < figures["epoch_s"] < figures["cpu_s"] and figures["peak_mb"] > 20
+    (tmp_path / "npvae").mkdir()  # another "version": its train sleeps 0.3 s and does nothing
+    (tmp_path / "npvae" / "__init__.py").write_text(
+        "import time\nVAE = lambda D, seed: None\ntrain = lambda *a, **k: time.sleep(0.3)\n")
+    slept = compare_trees.run(tmp_path, None, epochs=1, n=16)
+    assert slept["epoch_s"] >= 0.3 and slept["cpu_s"] < figures["cpu_s"]
+    old = {"epoch_s": 2.0, "cpu_s": 10.0, "peak_mb": 400.0}
+    pairs = [(old, {"epoch_s": 1.0, "cpu_s": 5.0, "peak_mb": 400.0}),
+             (old, {"epoch_s": 3.0, "cpu_s": 15.0, "peak_mb": 400.0}),
+             (old, {"epoch_s": 2.2, "cpu_s": 11.0, "peak_mb": 400.0})]
+    lines = compare_trees.summary(pairs)
+    assert "NEW/OLD median 1.100 (pairs 0.500 to 1.500)" in lines[0]
+    assert "NEW/OLD median 1.000 (pairs 1.000 to 1.000)" in lines[2]
+    with pytest.raises(SystemExit):
+        compare_trees.main([str(BENCHMARKS), str(root)])  # benchmarks/ holds no npvae/
+    assert "holds no npvae/ package" in capsys.readouterr().err

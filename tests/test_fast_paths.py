@@ -3,7 +3,7 @@ loss's kernels against plain forms written out here independently of npvae.
 
 The loss has one form. Its fused Bernoulli twin was removed under issue 26 (on the Intel Xeon
 it took 0.48 against the textbook form's 0.40 ms per 128×784 call); the one ``bernoulli_nll``
-has since taken its two exact steps, log1p(e) = log(u) + δ and Σ log(u) = log Π u, and is held
+has since taken its two fast steps, log1p(e) = log(u) + δ and Σ log(u) = log Π u, and is held
 here, and in tests/test_distributions.py, to plain forms written independently of npvae.
 """
 

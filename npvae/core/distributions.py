@@ -13,8 +13,8 @@ import numpy as np
 LOG_2PI = math.log(2 * math.pi)  # a Python float, so float32 arrays stay float32
 
 
-# Σ_D log(u) is taken as the log of a product over blocks of this many pixels: a product of at
-# most 1,000 factors in [1, 2] is below 2¹⁰⁰⁰, inside float64's range (up to 2¹⁰²⁴), for any D.
+# Σ_D log(u) is taken as the log of a product over blocks of this many pixels: a product of
+# at most 1,000 factors in [1, 2] is at most 2¹⁰⁰⁰, inside float64's range (up to 2¹⁰²⁴).
 LOG_PRODUCT_BLOCK = 1000
 
 
@@ -26,22 +26,26 @@ def bernoulli_nll(logits, x, need_grad=True):
 
     Both are computed stably from one e = exp(-|logits|) ∈ [0, 1] and u = 1 + e ∈ [1, 2], as
     ``layers.softplus`` and ``layers.sigmoid`` compute them: softplus(l) = max(l, 0) +
-    log1p(e), and sigmoid(l) = 1/u for l ≥ 0, e/u below. So the loss is finite and exact for any logits:
-    no probability is clipped or logged, and nothing overflows.
+    log1p(e), and sigmoid(l) = 1/u for l ≥ 0, e/u below. So the loss is finite for any finite
+    logits: no probability is clipped or logged, and nothing overflows.
 
-    Two steps make it fast and keep it exact to the last bit of float32 (held to the textbook
-    Σ softplus(l) - x·l in tests/test_distributions.py; with the gradient as max(e, [l ≥ 0]) / u
-    they take a 128 × 784 batch from 1.51 to 0.56 ms on the AMD CPU of docs/performance.md):
+    Two steps make it fast, each within float rounding (held to the textbook Σ softplus(l) -
+    x·l in tests/test_distributions.py; with the gradient as max(e, [l ≥ 0]) / u they take a
+    128 × 784 batch from 1.51 to 0.56 ms on the AMD CPU of docs/performance.md):
     - log1p(e) = log(u) + δ to within ulp(1)/4, where δ = e - (u - 1) is what rounding 1 + e
       lost (exactly, log(u + δ) = log(u) + log1p(δ/u)); ``np.log1p`` costs four ``np.log``.
     - Σ_D log(u) = log Π_D u: the product is formed in float64, each factor rounding it by at
       most 2⁻⁵³, over blocks of ``LOG_PRODUCT_BLOCK`` pixels: one log per row, not per pixel.
+    In float32 (training) the loss is right to float32 rounding, a right prediction's tiny loss
+    included (to its own last digits). In float64 the product's rounding leaves an absolute
+    error of at most D·2⁻⁵³ nats (1e-13 for D = 784): nothing beside a loss of nats, but a
+    float64 loss of 1e-6 nats over many pixels keeps only ten digits, not sixteen.
 
     e below the smallest normal float (1.2e-38 in float32, where |l| > 87.3) is set to 0, so
     that neither e nor sigmoid(l) is ever subnormal, where arithmetic is tens of times slower
     on some CPUs (docs/performance.md): a change below 1.2e-38 per entry.
 
-    logits : (..., D) array, x : (..., D) array with values in [0, 1]
+    logits : (..., D) array, x : (..., D) array of the same dtype, with values in [0, 1]
     ->  nll : (...,) array,  dlogits : (..., D) array (None if not ``need_grad``).
     """
     e = np.exp(-np.abs(logits))  # (..., D), in [0, 1]
@@ -50,6 +54,7 @@ def bernoulli_nll(logits, x, need_grad=True):
     blocks = np.arange(0, logits.shape[-1], LOG_PRODUCT_BLOCK)  # each block's first pixel
     prod_u = np.multiply.reduceat(u, blocks, axis=-1, dtype=np.float64)  # (..., ⌈D/1000⌉)
     sum_log_u = np.log(prod_u).sum(axis=-1).astype(e.dtype)  # (...,): Σ_D log(u)
+    # softplus(l) - x·l = max(l, 0) - x·l + log(u) + δ, with δ = e - (u - 1) (zero on paper)
     nll = (np.maximum(logits, 0) - x * logits + (e - (u - 1))).sum(axis=-1) + sum_log_u
     return nll, (np.maximum(e, logits >= 0) / u - x if need_grad else None)  # 1/u or e/u
 

@@ -14,8 +14,8 @@ operating system counts them for that process. The summary gives the median pair
 its range: a median inside the range of the ratios says "no slower within noise", and only
 then.
 
-The data are Fashion-MNIST's 60,000 training images (the first ``--n``) (``--data``, by default Debian's
-dataset-fashion-mnist), else 60,000 random binary images of the same shape.
+The data are the first ``--n`` (default 60,000) of Fashion-MNIST's training images (``--data``,
+by default Debian's dataset-fashion-mnist), else as many random binary images of that shape.
 """
 
 import argparse
@@ -44,8 +44,9 @@ model = npvae.VAE(784, seed=0)
 start = time.perf_counter()
 npvae.train(model, x, epochs=epochs, batch_size=128, verbose=False)
 epoch_s = (time.perf_counter() - start) / epochs
-usage = resource.getrusage(resource.RUSAGE_SELF)  # the whole process so far: import, data, training
-print(json.dumps({"npvae": npvae.__file__, "epoch_s": epoch_s, "cpu_s": usage.ru_utime + usage.ru_stime,
+usage = resource.getrusage(resource.RUSAGE_SELF)  # the whole process: import, data, training
+print(json.dumps({"npvae": npvae.__file__, "epoch_s": epoch_s,
+                  "cpu_s": usage.ru_utime + usage.ru_stime,
                   "peak_mb": usage.ru_maxrss / 1024}))  # ru_maxrss is in kB on Linux
 """
 
@@ -76,8 +77,8 @@ def summary(pairs):
         new = [n[key] for _, n in pairs]
         ratios = sorted(n / o for o, n in zip(old, new))
         lines.append(f"{unit:22s} OLD {statistics.median(old):9.3f}   NEW "
-                     f"{statistics.median(new):9.3f}   NEW/OLD median {statistics.median(ratios):.3f}"
-                     f" (pairs {ratios[0]:.3f} to {ratios[-1]:.3f})")
+                     f"{statistics.median(new):9.3f}   NEW/OLD median "
+                     f"{statistics.median(ratios):.3f} (pairs {ratios[0]:.3f} to {ratios[-1]:.3f})")
     return lines
 
 
@@ -95,7 +96,8 @@ def main(argv=None):
         if not (Path(tree) / "npvae" / "__init__.py").exists():
             p.error(f"{tree} holds no npvae/ package; give a checkout's root folder")
     print(f"OLD = {args.old}\nNEW = {args.new}\ndata: {args.data or 'random binary images'}, "
-          f"{args.n} images, {args.epochs} epochs a run, {args.pairs} pairs, OLD first in each pair")
+          f"{args.n} images, {args.epochs} epochs a run, {args.pairs} pairs, OLD first in each "
+          "pair")
     pairs = []
     for i in range(args.pairs):
         old, new = (run(tree, args.data, args.epochs, args.n) for tree in (args.old, args.new))
